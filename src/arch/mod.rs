@@ -1,0 +1,1 @@
+//! Context switch backends (stub: filled in by the arch/stack work).

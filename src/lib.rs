@@ -1,0 +1,16 @@
+//! goro — Go's concurrency model for Rust on stackful coroutines.
+//!
+//! (Crate docs with a runnable example land with the runtime.)
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub(crate) mod arch;
+pub mod chan;
+pub mod context;
+pub(crate) mod park;
+pub mod runtime;
+pub(crate) mod sched;
+pub mod signal;
+pub(crate) mod stack;
+pub mod sync;
+pub mod time;

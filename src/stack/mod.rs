@@ -1,0 +1,1 @@
+//! Coroutine stacks (stub: filled in by the arch/stack work).
