@@ -535,9 +535,22 @@ unsafe fn coroutine_entry(arg: *mut ()) {
     }
 }
 
-/// The worker thread's main loop.
+/// The worker thread's main loop. A panic here is a bug in goro, never in user code (coroutine
+/// bodies catch their own): the coroutines this worker hosts could never run again, so abort.
 pub(crate) fn run(shared: &'static WorkerShared) {
-    let seed = 0x9E37_79B9_7F4A_7C15u64 ^ ((shared.index as u64 + 1) * 0xD1B5_4A32_D192_ED03);
+    if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
+        let msg = crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+        eprintln!(
+            "goro: fatal internal error on worker {}: {msg}",
+            shared.index
+        );
+        std::process::abort();
+    }
+}
+
+fn run_loop(shared: &'static WorkerShared) {
+    let seed =
+        0x9E37_79B9_7F4A_7C15u64 ^ (shared.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
         shared,
         current: Cell::new(std::ptr::null()),
