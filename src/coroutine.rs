@@ -108,10 +108,6 @@ impl Co {
     pub(crate) fn inner_ptr(&self) -> *mut CoInner {
         self.inner.get()
     }
-
-    pub(crate) fn name_or_empty(&self) -> &str {
-        self.name.as_deref().unwrap_or("")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
