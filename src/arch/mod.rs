@@ -1,1 +1,37 @@
-//! Context switch backends (stub: filled in by the arch/stack work).
+//! Context switch: one [`Context`] per coroutine, switched to with `resume` and away from
+//! with `suspend`.
+//!
+//! Two backends with the same surface:
+//! * [`x86_64`] — goro's own assembly (`asm/x86_64.S`), on x86_64 System V ELF targets
+//!   (cfg `goro_asm_available`, set by `build.rs`);
+//! * [`corosensei`] — the portable one, on every target corosensei supports.
+//!
+//! `Context` is the asm backend where `build.rs` set cfg `goro_asm` (available, and the
+//! cargo feature `corosensei` is off), corosensei otherwise. Both backends compile
+//! wherever they can, so the switch bench compares them in one run.
+//!
+//! Shared contract (each backend repeats it on its items):
+//! * `Context::new(stack, entry, arg)` prepares a context that runs `entry(arg)` on
+//!   `stack` at its first `resume`; `entry` must not unwind and returns when the
+//!   coroutine is finished.
+//! * A context may move (it is `Send`) until its first `resume`; from then on it stays at
+//!   one address and is resumed only on the OS thread that resumed it first.
+//! * Dropping a context that was never resumed, or that finished, is fine. Dropping one
+//!   that is suspended runs no destructor of anything on its stack (it is leaked as-is);
+//!   the owner must then keep the stack from being reused while anything points into it.
+
+// Until the scheduler calls into this module, parts of it are used only by tests and
+// benches. TODO(lead): remove once `sched` uses `Context`.
+#![allow(dead_code, unused_imports)]
+
+pub(crate) mod corosensei;
+#[cfg(goro_asm_available)]
+pub(crate) mod x86_64;
+
+#[cfg(not(goro_asm))]
+pub(crate) use self::corosensei::{Context, BACKEND};
+#[cfg(goro_asm)]
+pub(crate) use self::x86_64::{Context, BACKEND};
+
+#[cfg(test)]
+mod tests;
