@@ -7,6 +7,7 @@
 pub(crate) mod arch;
 pub mod chan;
 pub mod context;
+mod coroutine;
 pub(crate) mod park;
 pub mod runtime;
 pub(crate) mod sched;
@@ -14,3 +15,8 @@ pub mod signal;
 pub(crate) mod stack;
 pub mod sync;
 pub mod time;
+
+#[doc(hidden)]
+pub use coroutine::__private;
+pub use coroutine::{goexit, spawn, Builder, JoinError, JoinHandle};
+pub use runtime::{gomaxprocs, gosched, num_cpu, num_goroutine, run, sleep};

@@ -50,7 +50,7 @@ impl Unparker {
     /// Make the target runnable, or make its next `park` return at once.
     pub(crate) fn unpark(&self) {
         match &self.target {
-            Target::Coroutine(co) => co.unpark(),
+            Target::Coroutine(co) => sched::unpark(co),
             Target::Thread(t) => t.unpark(),
         }
     }
@@ -58,7 +58,7 @@ impl Unparker {
     /// Whether both handles wake the same coroutine or thread.
     pub(crate) fn same_target(&self, other: &Unparker) -> bool {
         match (&self.target, &other.target) {
-            (Target::Coroutine(a), Target::Coroutine(b)) => a.ptr_eq(b),
+            (Target::Coroutine(a), Target::Coroutine(b)) => std::sync::Arc::ptr_eq(a, b),
             (Target::Thread(a), Target::Thread(b)) => a.id() == b.id(),
             _ => false,
         }
@@ -74,7 +74,7 @@ impl Unparker {
 impl fmt::Debug for Unparker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
-            Target::Coroutine(co) => write!(f, "Unparker(coroutine {})", co.id()),
+            Target::Coroutine(co) => write!(f, "Unparker(coroutine {})", co.id),
             Target::Thread(t) => write!(f, "Unparker(thread {:?})", t.id()),
         }
     }
@@ -109,9 +109,12 @@ pub(crate) fn park_until(deadline: Instant, reason: WaitReason) {
     if sched::in_coroutine() {
         sched::park_current(reason, Some(deadline));
     } else {
+        // A thread with a deadline is not "blocked forever": not counted as blocked.
+        let _ = reason;
+        sched::note_plain_thread();
         let now = Instant::now();
         if deadline > now {
-            sched::thread_blocked(reason, || std::thread::park_timeout(deadline - now));
+            std::thread::park_timeout(deadline - now);
         }
     }
 }

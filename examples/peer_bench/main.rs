@@ -20,14 +20,24 @@ static WORKERS: AtomicUsize = AtomicUsize::new(1);
 
 /// Print the `RESULT` line.
 pub fn result(workload: &str, value: f64, unit: &str) {
-    let v = if value >= 1000.0 { format!("{value:.0}") } else { format!("{value:.3}") };
-    println!("RESULT {workload} {PEER} {} {v} {unit}", WORKERS.load(Ordering::Relaxed));
+    let v = if value >= 1000.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    };
+    println!(
+        "RESULT {workload} {PEER} {} {v} {unit}",
+        WORKERS.load(Ordering::Relaxed)
+    );
 }
 
 /// Print the `CHECK` line; exit 3 on a mismatch.
 pub fn check(workload: &str, got: u64, want: u64) {
     let ok = got == want;
-    println!("CHECK {workload} {PEER} got={got} want={want} {}", if ok { "ok" } else { "MISMATCH" });
+    println!(
+        "CHECK {workload} {PEER} got={got} want={want} {}",
+        if ok { "ok" } else { "MISMATCH" }
+    );
     if !ok {
         std::process::exit(3);
     }

@@ -46,6 +46,7 @@ impl TimerHandle {
             .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if won {
+            PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
             // Free the closure (and whatever it captured) now rather than at the deadline.
             drop(lock(&self.entry.callback).take());
         }
@@ -99,6 +100,7 @@ pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> 
         deadline,
         callback: Mutex::new(Some(Box::new(f))),
     });
+    PENDING_COUNT.fetch_add(1, Ordering::SeqCst);
     let q = queue();
     let id = q.seq.fetch_add(1, Ordering::Relaxed);
     lock(&q.entries).insert(id, entry.clone());
@@ -122,6 +124,7 @@ fn run_timer_thread() {
                         .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                     {
+                        PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
                         let cb = lock(&e.callback).take();
                         if let Some(cb) = cb {
                             cb();
@@ -131,9 +134,19 @@ fn run_timer_thread() {
                 heap = lock(&q.heap);
             }
             Some(Reverse((when, _, _))) => {
-                heap = q.cv.wait_timeout(heap, when - now).unwrap_or_else(|e| e.into_inner()).0;
+                heap =
+                    q.cv.wait_timeout(heap, when - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
             }
             None => heap = q.cv.wait(heap).unwrap_or_else(|e| e.into_inner()),
         }
     }
+}
+
+static PENDING_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Callback timers scheduled and neither fired nor cancelled (for the deadlock detector).
+pub(crate) fn pending() -> usize {
+    PENDING_COUNT.load(Ordering::SeqCst)
 }

@@ -1,0 +1,66 @@
+//! Interning of wait reasons (`&'static str`) into small indices a coroutine can keep in one
+//! atomic byte, so `runtime::dump` can read them from another thread without a data race.
+//!
+//! The table is write-once per slot: a slot's length is published before its pointer (release),
+//! and a reader that sees a pointer (acquire) sees its length. Lookup hashes the string's
+//! address, so the common case is one probe.
+
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+const SLOTS: usize = 128;
+
+struct Slot {
+    ptr: AtomicPtr<u8>,
+    len: AtomicUsize,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Slot = Slot {
+    ptr: AtomicPtr::new(std::ptr::null_mut()),
+    len: AtomicUsize::new(0),
+};
+static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+static CLAIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Index 0 means "no reason recorded".
+pub(crate) fn intern(reason: &'static str) -> u8 {
+    let p = reason.as_ptr() as *mut u8;
+    let start = (p as usize >> 3) % (SLOTS - 1);
+    for k in 0..SLOTS - 1 {
+        let i = 1 + (start + k) % (SLOTS - 1);
+        let s = &TABLE[i];
+        let cur = s.ptr.load(Ordering::Acquire);
+        if cur == p && s.len.load(Ordering::Relaxed) == reason.len() {
+            return i as u8;
+        }
+        if cur.is_null() {
+            let _g = CLAIM.lock().unwrap_or_else(|e| e.into_inner());
+            let cur = s.ptr.load(Ordering::Acquire);
+            if cur.is_null() {
+                s.len.store(reason.len(), Ordering::Relaxed);
+                s.ptr.store(p, Ordering::Release);
+                return i as u8;
+            }
+            if cur == p && s.len.load(Ordering::Relaxed) == reason.len() {
+                return i as u8;
+            }
+        }
+    }
+    0 // table full: the reason is not recorded
+}
+
+/// The reason stored under `i` ("" for 0 or unknown).
+pub(crate) fn lookup(i: u8) -> &'static str {
+    if i == 0 || i as usize >= SLOTS {
+        return "";
+    }
+    let s = &TABLE[i as usize];
+    let p = s.ptr.load(Ordering::Acquire);
+    if p.is_null() {
+        return "";
+    }
+    let len = s.len.load(Ordering::Relaxed);
+    // SAFETY: (p, len) was published from a `&'static str` with len stored before ptr (release),
+    // and slots are never rewritten.
+    unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p, len)) }
+}

@@ -1,0 +1,562 @@
+//! One worker thread: its owner-only state and its scheduling loop (see the design notes in
+//! `sched/mod.rs`).
+//!
+//! Invariants: only the worker's own thread touches a `WorkerLocal`; `current` is non-null
+//! exactly while a coroutine runs on this worker; a coroutine is resumed only here, and only
+//! when it was popped from one of this worker's queues.
+
+use std::cell::{Cell, UnsafeCell};
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{rt, CoRef, Runtime, WorkerShared};
+use crate::arch::Context;
+use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
+
+/// Scheduling rounds between fairness checks (global queue, inbox, timeouts).
+const FAIRNESS_TICKS: u64 = 61;
+/// Consecutive `runnext` picks before the slot's coroutine goes to the back of the queue.
+const RUNNEXT_STREAK: u32 = 64;
+/// Rounds an idle worker spins looking for work before it sleeps.
+const SPIN_ROUNDS: u32 = 64;
+
+/// A timeout entry in the local heap: wake `co` at `deadline` if it is still in park `seq`.
+struct Timeout {
+    deadline: Instant,
+    seq: u64,
+    co: CoRef,
+}
+
+impl PartialEq for Timeout {
+    fn eq(&self, o: &Self) -> bool {
+        self.deadline == o.deadline
+    }
+}
+impl Eq for Timeout {}
+impl PartialOrd for Timeout {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timeout {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        o.deadline.cmp(&self.deadline) // min-heap
+    }
+}
+
+/// The owner-only state of a worker.
+pub(crate) struct WorkerLocal {
+    pub(crate) shared: &'static WorkerShared,
+    /// The running coroutine (a pointer into an `Arc<Co>` the registry holds), or null.
+    pub(crate) current: Cell<*const Co>,
+    local: UnsafeCell<VecDeque<CoRef>>,
+    timeouts: UnsafeCell<BinaryHeap<Timeout>>,
+    stale: Cell<usize>,
+    streak: Cell<u32>,
+    schedtick: Cell<u64>,
+    rng: Cell<u64>,
+}
+
+thread_local! {
+    static LOCAL: Cell<*const WorkerLocal> = const { Cell::new(std::ptr::null()) };
+}
+
+/// This thread's worker state, if it is a worker. Never inlined, so the TLS address is not
+/// cached across a context switch by the caller's code.
+#[inline(never)]
+pub(crate) fn local() -> Option<&'static WorkerLocal> {
+    let p = LOCAL.try_with(|c| c.get()).unwrap_or(std::ptr::null());
+    // SAFETY: the pointer was leaked from a Box by this thread's `run` and is never freed; only
+    // this thread uses it.
+    unsafe { p.as_ref() }
+}
+
+const FRESH_TAG: usize = 1;
+
+fn tag(co: CoRef, fresh: bool) -> *mut Co {
+    (Arc::into_raw(co) as usize | if fresh { FRESH_TAG } else { 0 }) as *mut Co
+}
+
+/// # Safety
+/// `p` must be a non-null value produced by `tag` whose ownership the caller took.
+unsafe fn untag(p: *mut Co) -> (CoRef, bool) {
+    let fresh = p as usize & FRESH_TAG != 0;
+    // SAFETY: the caller owns this `Arc::into_raw` pointer (tag bit removed).
+    (
+        unsafe { Arc::from_raw((p as usize & !FRESH_TAG) as *const Co) },
+        fresh,
+    )
+}
+
+impl WorkerLocal {
+    #[allow(clippy::mut_from_ref)]
+    fn local_q(&self) -> &mut VecDeque<CoRef> {
+        // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
+        unsafe { &mut *self.local.get() }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn heap(&self) -> &mut BinaryHeap<Timeout> {
+        // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
+        unsafe { &mut *self.timeouts.get() }
+    }
+
+    pub(crate) fn retiring(&self) -> bool {
+        self.shared.index >= rt().target.load(Ordering::Relaxed)
+    }
+
+    /// Put `co` in `runnext`, moving the previous occupant to its queue. Returns true when that
+    /// made fresh work stealable (so an idle worker may want waking).
+    pub(crate) fn push_runnext(&self, co: CoRef, fresh: bool) -> bool {
+        let old = self.shared.runnext.swap(tag(co, fresh), Ordering::AcqRel);
+        if old.is_null() {
+            return false;
+        }
+        // SAFETY: swapping it out of the slot gave us ownership.
+        let (old, old_fresh) = unsafe { untag(old) };
+        self.enqueue(old, old_fresh)
+    }
+
+    /// Queue at the back: fresh ones on the stealable ring, started ones locally.
+    fn enqueue(&self, co: CoRef, fresh: bool) -> bool {
+        if fresh {
+            if let Err(batch) = self.shared.runq.push(co) {
+                let r = rt();
+                for c in batch {
+                    r.global.push(c);
+                }
+            }
+            true
+        } else {
+            self.local_q().push_back(co);
+            false
+        }
+    }
+
+    fn take_runnext(&self) -> Option<(CoRef, bool)> {
+        let p = self
+            .shared
+            .runnext
+            .swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: swapped out of the slot: ours.
+            Some(unsafe { untag(p) })
+        }
+    }
+
+    /// Switch from the running coroutine back to this worker's loop.
+    pub(crate) fn suspend_current(&self, cop: *const Co) {
+        // SAFETY: `cop` is the running coroutine on this worker; its context exists and only
+        // this thread touches it. We go through a raw pointer to the field so that no other
+        // reference into the control block is live across the switch.
+        unsafe {
+            let ctx = std::ptr::addr_of_mut!((*(*cop).inner_ptr()).ctx);
+            (*ctx)
+                .as_mut()
+                .expect("running coroutine without context")
+                .suspend();
+        }
+    }
+
+    /// Gosched: queue the running coroutine at the back and switch away.
+    pub(crate) fn yield_current(&self) {
+        let cop = self.current.get();
+        // SAFETY: `cop` is alive while it runs (registry); one more count for the queue entry.
+        let co = unsafe {
+            Arc::increment_strong_count(cop);
+            Arc::from_raw(cop)
+        };
+        self.local_q().push_back(co);
+        self.suspend_current(cop);
+    }
+
+    pub(crate) fn add_timeout(&self, deadline: Instant, seq: u64, cop: *const Co) {
+        // SAFETY: as in `yield_current`.
+        let co = unsafe {
+            Arc::increment_strong_count(cop);
+            Arc::from_raw(cop)
+        };
+        let h = self.heap();
+        h.push(Timeout { deadline, seq, co });
+        self.shared.timeouts.store(h.len(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_stale_timeout(&self) {
+        let stale = self.stale.get() + 1;
+        self.stale.set(stale);
+        let h = self.heap();
+        if stale > 256 && stale * 2 > h.len() {
+            // Compact: keep only entries whose coroutine is still in that park.
+            let old = std::mem::take(h);
+            *h = old
+                .into_iter()
+                .filter(|t| {
+                    t.co.park_seq.load(Ordering::Relaxed) == t.seq
+                        && t.co.state.load(Ordering::Acquire) == PARKED
+                })
+                .collect();
+            self.stale.set(0);
+            self.shared.timeouts.store(h.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Wake coroutines whose deadline passed. Returns the earliest remaining deadline.
+    fn fire_timeouts(&self, now: Instant) -> Option<Instant> {
+        let h = self.heap();
+        while let Some(top) = h.peek() {
+            if top.deadline > now {
+                break;
+            }
+            let t = h.pop().expect("peeked");
+            if t.co.park_seq.load(Ordering::Relaxed) == t.seq {
+                // Mark this park as ended by its timer (the coroutine checks `park_seq`).
+                t.co.park_seq
+                    .store(t.seq.wrapping_add(1), Ordering::Relaxed);
+                if t.co
+                    .state
+                    .compare_exchange(PARKED, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.local_q().push_back(t.co);
+                }
+            } else {
+                self.stale.set(self.stale.get().saturating_sub(1));
+            }
+        }
+        self.shared.timeouts.store(h.len(), Ordering::Relaxed);
+        h.peek().map(|t| t.deadline)
+    }
+
+    fn next_rand(&self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Find the next coroutine to run without sleeping.
+    fn find_runnable(&self, r: &'static Runtime) -> Option<CoRef> {
+        let tick = self.schedtick.get().wrapping_add(1);
+        self.schedtick.set(tick);
+        let retiring = self.retiring();
+        if tick % FAIRNESS_TICKS == 0 {
+            while let Some(c) = self.shared.inbox.pop() {
+                self.local_q().push_back(c);
+            }
+            if !self.heap().is_empty() {
+                self.fire_timeouts(Instant::now());
+            }
+            if !retiring {
+                if let Some(c) = r.global.pop() {
+                    return Some(c);
+                }
+            }
+        }
+        if let Some((co, fresh)) = self.take_runnext() {
+            let streak = self.streak.get() + 1;
+            if streak <= RUNNEXT_STREAK || self.local_q().is_empty() && self.shared.runq.len() == 0
+            {
+                self.streak.set(streak);
+                return Some(co);
+            }
+            self.streak.set(0);
+            self.enqueue(co, fresh);
+        } else {
+            self.streak.set(0);
+        }
+        if let Some(c) = self.local_q().pop_front() {
+            return Some(c);
+        }
+        if let Some(c) = self.shared.inbox.pop() {
+            return Some(c);
+        }
+        if let Some(c) = self.shared.runq.pop() {
+            return Some(c);
+        }
+        if !self.heap().is_empty() {
+            self.fire_timeouts(Instant::now());
+            if let Some(c) = self.local_q().pop_front() {
+                return Some(c);
+            }
+        }
+        if retiring {
+            return None;
+        }
+        if let Some(c) = r.global.pop() {
+            // Take a few more along so the global queue drains in batches.
+            for _ in
+                0..(r.global.len() / r.target.load(Ordering::Relaxed).max(1)).min(runq_room(self))
+            {
+                match r.global.pop() {
+                    Some(x) => {
+                        let _ = self.enqueue(x, true);
+                    }
+                    None => break,
+                }
+            }
+            return Some(c);
+        }
+        self.steal(r)
+    }
+
+    /// Steal fresh coroutines from another worker.
+    fn steal(&self, r: &'static Runtime) -> Option<CoRef> {
+        let n = r.created().min(r.target.load(Ordering::Relaxed));
+        if n <= 1 {
+            return None;
+        }
+        let start = self.next_rand() as usize % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.shared.index {
+                continue;
+            }
+            let Some(v) = r.worker(i) else { continue };
+            if let Some(c) = v.runq.steal_into(&self.shared.runq) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Whether there is anything this worker could run right now (checked after announcing
+    /// that it goes to sleep, so that concurrent wakers and this check cannot miss each other).
+    fn has_work(&self, r: &'static Runtime) -> bool {
+        if !self.shared.inbox.is_empty() || !self.local_q().is_empty() || self.shared.runq.len() > 0
+        {
+            return true;
+        }
+        if !self.shared.runnext.load(Ordering::Acquire).is_null() {
+            return true;
+        }
+        if self.retiring() {
+            return false;
+        }
+        if !r.global.is_empty() {
+            return true;
+        }
+        let n = r.created().min(r.target.load(Ordering::Relaxed));
+        (0..n).any(|i| i != self.shared.index && r.worker(i).is_some_and(|w| w.runq.len() > 0))
+    }
+
+    /// Nothing to run: spin a little, then sleep until woken or the next local timeout.
+    fn idle(&self, r: &'static Runtime) -> Option<CoRef> {
+        if self.retiring() {
+            self.hand_off_fresh(r);
+        } else {
+            r.spinning.fetch_add(1, Ordering::SeqCst);
+            for i in 0..SPIN_ROUNDS {
+                if let Some(c) = self.find_runnable(r) {
+                    if r.spinning.fetch_sub(1, Ordering::SeqCst) == 1 && self.has_work(r) {
+                        // We were the last spinner and more work is queued: pass the baton.
+                        r.wake_idle_worker();
+                    }
+                    return Some(c);
+                }
+                if i % 8 == 7 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            r.spinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        r.idle.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.has_work(r) {
+            self.shared.sleeping.store(false, Ordering::SeqCst);
+            r.idle.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let next = if self.heap().is_empty() {
+            None
+        } else {
+            self.fire_timeouts(Instant::now())
+        };
+        if self.local_q().is_empty() {
+            self.shared.running.store(0, Ordering::Relaxed);
+            match next {
+                Some(d) => {
+                    let now = Instant::now();
+                    if d > now {
+                        std::thread::park_timeout((d - now).max(Duration::from_micros(50)));
+                    }
+                }
+                None => std::thread::park(),
+            }
+        }
+        self.shared.sleeping.store(false, Ordering::SeqCst);
+        r.idle.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    /// A retiring worker gives its fresh coroutines to the global queue.
+    fn hand_off_fresh(&self, r: &'static Runtime) {
+        let mut moved = false;
+        if let Some((co, fresh)) = self.take_runnext() {
+            if fresh {
+                r.global.push(co);
+                moved = true;
+            } else {
+                self.local_q().push_back(co);
+            }
+        }
+        while let Some(c) = self.shared.runq.pop() {
+            r.global.push(c);
+            moved = true;
+        }
+        if moved {
+            r.wake_idle_worker();
+        }
+    }
+
+    /// Switch into `co` and deal with how it came back.
+    fn run_co(&self, co: CoRef) {
+        let state = co.state.load(Ordering::Acquire);
+        let cop = Arc::as_ptr(&co);
+        match state {
+            FRESH => self.start(&co),
+            RUNNABLE => co.state.store(RUNNING, Ordering::Release),
+            RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
+            s => panic!(
+                "goro internal error: coroutine {} queued in state {s}",
+                co.id
+            ),
+        }
+        drop(co); // the registry holds it while it is started
+        self.current.set(cop);
+        let sh = self.shared;
+        // SAFETY: `cop` is alive (registry); plain read of immutable fields.
+        sh.running.store(unsafe { (*cop).id }, Ordering::Relaxed);
+        sh.running_since
+            .store(super::coarse_now_ms(), Ordering::Relaxed);
+        sh.tick.store(
+            sh.tick.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        // SAFETY: the coroutine is ours to run (popped from our queue / started here) and not
+        // running; its context was created by `start`. Raw pointer access: the coroutine itself
+        // reaches the same field through its own raw pointer when it suspends.
+        let finished = unsafe {
+            let ctx = std::ptr::addr_of_mut!((*(*cop).inner_ptr()).ctx);
+            (*ctx)
+                .as_mut()
+                .expect("started coroutine without context")
+                .resume()
+        };
+        self.current.set(std::ptr::null());
+        sh.running.store(0, Ordering::Relaxed);
+        if finished {
+            self.finish(cop);
+        }
+    }
+
+    fn start(&self, co: &CoRef) {
+        co.owner.store(self.shared.index, Ordering::Relaxed);
+        let slot = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(co.clone());
+        co.slot.store(slot, Ordering::Relaxed);
+        co.state.store(RUNNING, Ordering::Release);
+        let cop = Arc::as_ptr(co);
+        // SAFETY: fresh coroutine popped by us: we are its only user. The stack lives in the
+        // control block until `finish`, after the context is dropped.
+        unsafe {
+            let inner = (*cop).inner_ptr();
+            let stack = (*inner)
+                .stack
+                .as_ref()
+                .expect("fresh coroutine without stack");
+            let ctx = Context::new(stack, coroutine_entry, cop as *mut ());
+            (*inner).ctx = Some(ctx);
+        }
+    }
+
+    fn finish(&self, cop: *const Co) {
+        // SAFETY: the coroutine finished on this worker; nothing runs on its stack any more.
+        let (ctx, stack) = unsafe {
+            let inner = (*cop).inner_ptr();
+            ((*inner).ctx.take(), (*inner).stack.take())
+        };
+        drop(ctx);
+        drop(stack); // back to this thread's stack cache
+                     // SAFETY: alive through the registry until removed below.
+        let co = unsafe { &*cop };
+        co.state.store(DONE, Ordering::Release);
+        let slot = co.slot.load(Ordering::Relaxed);
+        let removed = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(slot);
+        drop(removed);
+    }
+}
+
+fn runq_room(l: &WorkerLocal) -> usize {
+    super::runq::CAP / 2 - l.shared.runq.len().min(super::runq::CAP / 2)
+}
+
+/// First code on a fresh coroutine stack: run the body (which never unwinds: it catches panics
+/// and goexit itself) and return, which ends the coroutine.
+///
+/// # Safety
+/// `arg` is the `*const Co` of the coroutine being started, alive for the coroutine's life.
+unsafe fn coroutine_entry(arg: *mut ()) {
+    let cop = arg as *const Co;
+    // SAFETY: per the contract; the body field is not touched by anyone else once started.
+    let body = unsafe { (*(*cop).inner_ptr()).body.take() };
+    if let Some(body) = body {
+        // The body catches unwinds itself; this guard turns a bug there into an abort rather
+        // than an unwind into the context-switch code.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                eprintln!("goro: fatal: an unwind escaped a coroutine body");
+                std::process::abort();
+            }
+        }
+        let guard = AbortOnUnwind;
+        body();
+        std::mem::forget(guard);
+    }
+}
+
+/// The worker thread's main loop.
+pub(crate) fn run(shared: &'static WorkerShared) {
+    let seed = 0x9E37_79B9_7F4A_7C15u64 ^ ((shared.index as u64 + 1) * 0xD1B5_4A32_D192_ED03);
+    let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
+        shared,
+        current: Cell::new(std::ptr::null()),
+        local: UnsafeCell::new(VecDeque::new()),
+        timeouts: UnsafeCell::new(BinaryHeap::new()),
+        stale: Cell::new(0),
+        streak: Cell::new(0),
+        schedtick: Cell::new(shared.index as u64),
+        rng: Cell::new(seed | 1),
+    }));
+    LOCAL.with(|c| c.set(local));
+    let r = rt();
+    loop {
+        let next = match local.find_runnable(r) {
+            Some(c) => Some(c),
+            None => local.idle(r),
+        };
+        if let Some(co) = next {
+            local.run_co(co);
+        }
+    }
+}
