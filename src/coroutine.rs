@@ -21,7 +21,6 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -109,10 +108,6 @@ impl Co {
     pub(crate) fn inner_ptr(&self) -> *mut CoInner {
         self.inner.get()
     }
-
-    pub(crate) fn name_or_empty(&self) -> &str {
-        self.name.as_deref().unwrap_or("")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,7 +158,6 @@ impl<T> JoinInner<T> {
 pub struct JoinHandle<T> {
     inner: Arc<JoinInner<T>>,
     id: u64,
-    _not_unpin_relevant: PhantomData<T>,
 }
 
 impl<T> JoinHandle<T> {
@@ -441,11 +435,7 @@ where
     let co = Co::new(name, stack, body);
     let id = co.id;
     sched::spawn_co(co);
-    JoinHandle {
-        inner,
-        id,
-        _not_unpin_relevant: PhantomData,
-    }
+    JoinHandle { inner, id }
 }
 
 /// Start a coroutine running `f`; the first call starts the runtime. Returns a handle to join it.

@@ -1,1 +1,587 @@
-//! (stub: filled in by its issue)
+//! Channels: Go's `chan` with crossbeam-channel's API, plus Go's `close`, `select!` and timer
+//! channels.
+//!
+//! ```
+//! use goro::chan;
+//!
+//! let (tx, rx) = chan::bounded(1);
+//! std::thread::spawn(move || {
+//!     for i in 0..3 {
+//!         tx.send(i).unwrap();
+//!     }
+//!     tx.close(); // as Go's close(ch); dropping every Sender does the same
+//! });
+//! let got: Vec<i32> = rx.iter().collect(); // Go's `for v := range ch`
+//! assert_eq!(got, [0, 1, 2]);
+//! ```
+//!
+//! # Design notes
+//!
+//! (In the spirit of the comment atop Go's `runtime/chan.go`.)
+//!
+//! *Shape.* A channel is one `Arc<Chan<T>>` shared by every `Sender` and `Receiver`, holding
+//! a sender count, a receiver count and one of three flavors:
+//! - `zero` — `bounded(0)`: rendezvous. A mutex guards two waiter lists; a message moves
+//!   straight from the sender's packet to the receiver (or into the receiver's packet), never
+//!   through a buffer.
+//! - `array` — `bounded(n)`, `n > 0`: a ring of stamped slots, lock-free on every path that
+//!   does not block (no lock, no allocation: one CAS to claim a slot, one store to publish).
+//! - `list` — `unbounded()`: a linked list of 31-slot blocks, lock-free likewise; a send
+//!   allocates only when it opens a new block.
+//!
+//! Timer channels are ordinary array channels of capacity 1 fed by the shared timer facility
+//! (`sched::timers`) through a weak reference, so that a dropped receiver frees the channel
+//! without waiting for the timer; `never()` is a channel that nothing ever feeds or closes.
+//!
+//! *Blocking.* Everything that waits goes through `waiter`: a blocked operation (a send, a
+//! receive, or a whole select) creates one `Context` and registers one entry per case in the
+//! channels' waiter lists, re-checks, then parks with `park.rs` (a coroutine parks, its worker
+//! runs others; a thread blocks). A partner completes a waiter by *claiming* its context with
+//! one CAS (`Waiting -> Operation(case)`), so at most one partner — or the waiter's own
+//! timeout (`Waiting -> Aborted`), or a close (`-> Disconnected`) — ever wins. This is what
+//! keeps values from being lost or duplicated when a timeout, a close or another select case
+//! races with a hand-over: a waiter whose timeout CAS fails has been claimed and completes
+//! that operation (receives the value) even though its deadline passed.
+//! For the buffered flavors, a claim only means "retry now" (the value lives in the buffer);
+//! for the rendezvous flavor it carries the packet.
+//!
+//! *Closing.* `close()` (from either side) and the drop of the last sender or of the last
+//! receiver all do the same thing, at most once: mark the channel closed (a bit in the array
+//! and list tails, a flag in zero) and wake every waiter with `Disconnected`. After that,
+//! every send fails and hands its value back; receivers still drain what is buffered, then
+//! get `Err`. `close()` tells whether it was the call that closed.
+//!
+//! *Select.* Every case is tried once in random order (biased: in order); if none is ready, all
+//! are registered on one context, which the first ready case's partner claims. Cases are
+//! completed through a `Token` (claimed slot or packet) so that `select!` evaluates a send
+//! case's value only once its case has been chosen: an unchosen value is never moved.
+//!
+//! *Invariants* (relied on throughout):
+//! 1. a waiter is unparked only after the state it will look at has been published;
+//! 2. a waiter's stack packet outlives every access to it (it does not return before the
+//!    partner sets `ready`);
+//! 3. the open/closed transition happens once; closed is forever;
+//! 4. the counts: a channel is closed by the drop that takes senders or receivers to zero.
+
+mod array;
+pub(crate) mod err;
+mod list;
+mod selector;
+mod waiter;
+mod zero;
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+pub use err::{
+    ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,
+    SendTimeoutError, TryReadyError, TryRecvError, TrySelectError, TrySendError,
+};
+pub use selector::{Select, SelectedOperation};
+
+pub use crate::select;
+pub use crate::select_biased;
+
+use waiter::Token;
+
+pub(crate) enum Flavor<T> {
+    Array(array::Channel<T>),
+    List(list::Channel<T>),
+    Zero(zero::Channel<T>),
+    Never,
+}
+
+pub(crate) struct Chan<T> {
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+    flavor: Flavor<T>,
+}
+
+impl<T> Chan<T> {
+    fn new(flavor: Flavor<T>) -> Arc<Chan<T>> {
+        Arc::new(Chan {
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+            flavor,
+        })
+    }
+
+    fn disconnect(&self) -> bool {
+        match &self.flavor {
+            Flavor::Array(c) => c.disconnect(),
+            Flavor::List(c) => c.disconnect(),
+            Flavor::Zero(c) => c.disconnect(),
+            Flavor::Never => false,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.flavor {
+            Flavor::Array(c) => c.is_disconnected(),
+            Flavor::List(c) => c.is_disconnected(),
+            Flavor::Zero(c) => c.is_disconnected(),
+            Flavor::Never => false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.flavor {
+            Flavor::Array(c) => c.len(),
+            Flavor::List(c) => c.len(),
+            Flavor::Zero(_) | Flavor::Never => 0,
+        }
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        match &self.flavor {
+            Flavor::Array(c) => Some(c.capacity()),
+            Flavor::List(_) => None,
+            Flavor::Zero(_) | Flavor::Never => Some(0),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match &self.flavor {
+            Flavor::Array(c) => c.is_empty(),
+            Flavor::List(c) => c.is_empty(),
+            Flavor::Zero(_) | Flavor::Never => true,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match &self.flavor {
+            Flavor::Array(c) => c.is_full(),
+            Flavor::List(_) => false,
+            Flavor::Zero(_) | Flavor::Never => true,
+        }
+    }
+
+    fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        match &self.flavor {
+            Flavor::Array(c) => c.try_send(msg),
+            Flavor::List(c) => c.send(msg).map_err(TrySendError::Disconnected),
+            Flavor::Zero(c) => c.try_send(msg),
+            Flavor::Never => Err(TrySendError::Full(msg)),
+        }
+    }
+
+    fn send(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        match &self.flavor {
+            Flavor::Array(c) => c.send(msg, deadline),
+            Flavor::List(c) => c.send(msg).map_err(SendTimeoutError::Disconnected),
+            Flavor::Zero(c) => c.send(msg, deadline),
+            Flavor::Never => unreachable!("no sender of a never channel exists"),
+        }
+    }
+
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        match &self.flavor {
+            Flavor::Array(c) => c.try_recv(),
+            Flavor::List(c) => c.try_recv(),
+            Flavor::Zero(c) => c.try_recv(),
+            Flavor::Never => Err(TryRecvError::Empty),
+        }
+    }
+
+    fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        match &self.flavor {
+            Flavor::Array(c) => c.recv(deadline),
+            Flavor::List(c) => c.recv(deadline),
+            Flavor::Zero(c) => c.recv(deadline),
+            Flavor::Never => {
+                // Go's nil channel: block forever (or until the deadline).
+                loop {
+                    match deadline {
+                        None => crate::park::park("chan receive (nil chan)"),
+                        Some(d) => {
+                            if Instant::now() >= d {
+                                return Err(RecvTimeoutError::Timeout);
+                            }
+                            crate::park::park_until(d, "chan receive (nil chan)");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// `token` must come from a successful receive selection on this channel.
+    unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match &self.flavor {
+                Flavor::Array(c) => c.read(token),
+                Flavor::List(c) => c.read(token),
+                Flavor::Zero(c) => c.read(token),
+                Flavor::Never => unreachable!("a never channel is never selected"),
+            }
+        }
+    }
+
+    /// # Safety
+    /// `token` must come from a successful send selection on this channel.
+    unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match &self.flavor {
+                Flavor::Array(c) => c.write(token, msg),
+                Flavor::List(c) => c.write(token, msg),
+                Flavor::Zero(c) => c.write(token, msg),
+                Flavor::Never => unreachable!("a never channel has no sender"),
+            }
+        }
+    }
+}
+
+/// The bytes a buffer of `cap` messages of type `T` would take, if that is addressable.
+fn buffer_bytes<T>(cap: usize) -> Option<usize> {
+    let slot = std::mem::size_of::<T>().max(1) + std::mem::size_of::<usize>();
+    let bytes = cap.checked_mul(slot)?;
+    // Positions need two spare bits above the index (the close mark and the lap counter).
+    if bytes > isize::MAX as usize || cap > usize::MAX / 4 {
+        return None;
+    }
+    Some(bytes)
+}
+
+/// A channel of capacity `cap`: `0` is Go's unbuffered channel (a send completes only when a
+/// receiver takes the message), `n > 0` buffers up to `n` messages.
+///
+/// # Panics
+/// If a buffer of `cap` messages cannot be allocated (the message names the capacity).
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let flavor = if cap == 0 {
+        Flavor::Zero(zero::Channel::new())
+    } else {
+        let Some(bytes) = buffer_bytes::<T>(cap) else {
+            panic!("goro: channel capacity {cap} is too large: its buffer would not fit in memory");
+        };
+        // Probe the allocation without aborting the process on failure.
+        let mut probe: Vec<u8> = Vec::new();
+        if probe.try_reserve_exact(bytes).is_err() {
+            panic!("goro: channel capacity {cap} is too large: cannot allocate {bytes} bytes");
+        }
+        drop(probe);
+        Flavor::Array(array::Channel::with_capacity(cap))
+    };
+    let chan = Chan::new(flavor);
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// A channel without a capacity limit: sends never block.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    let chan = Chan::new(Flavor::List(list::Channel::new()));
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// A receiver that never delivers a message and is never closed (Go's nil channel in a select).
+pub fn never<T>() -> Receiver<T> {
+    Receiver {
+        chan: Chan::new(Flavor::Never),
+    }
+}
+
+/// A timer channel with no `Sender`: it is never closed by senders going away.
+pub(crate) fn timer_channel() -> (Weak<Chan<Instant>>, Receiver<Instant>) {
+    let chan = Chan::new(Flavor::Array(array::Channel::with_capacity(1)));
+    (Arc::downgrade(&chan), Receiver { chan })
+}
+
+/// Deliver `msg` from a timer (never blocks). False if the receivers are gone or closed it.
+pub(crate) fn timer_deliver(chan: &Weak<Chan<Instant>>, msg: Instant) -> bool {
+    match chan.upgrade() {
+        Some(c) => !matches!(c.try_send(msg), Err(TrySendError::Disconnected(_))),
+        None => false,
+    }
+}
+
+/// A receiver that gets one message, the instant it was sent, after `duration` (Go's
+/// `time.After`). It is never closed; further receives block.
+pub fn after(duration: Duration) -> Receiver<Instant> {
+    crate::time::after(duration)
+}
+
+/// A receiver that gets a message every `duration` (Go's `time.Tick`); a slow receiver misses
+/// ticks rather than queueing them.
+pub fn tick(duration: Duration) -> Receiver<Instant> {
+    crate::time::tick(duration)
+}
+
+/// The sending side of a channel. Clone it for more senders.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving side of a channel. Clone it for more receivers; each message goes to one.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
+
+impl<T> Sender<T> {
+    /// Send `msg`, blocking while the channel is full (unbuffered: until a receiver takes it).
+    /// Fails, handing `msg` back, if the channel is or gets closed.
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.chan.send(msg, None).map_err(|e| match e {
+            SendTimeoutError::Disconnected(m) => SendError(m),
+            SendTimeoutError::Timeout(_) => unreachable!(),
+        })
+    }
+
+    /// Send without blocking: `Full` if it would block, `Disconnected` if closed.
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(msg)
+    }
+
+    /// Send, waiting at most `timeout`.
+    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => self.send_deadline(msg, d),
+            None => self.send(msg).map_err(SendTimeoutError::from),
+        }
+    }
+
+    /// Send, waiting until `deadline` at most.
+    pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(msg, Some(deadline))
+    }
+
+    /// Close the channel (Go's `close`). True for the call that closed it, false if it was
+    /// already closed. Buffered messages can still be received.
+    pub fn close(&self) -> bool {
+        self.chan.disconnect()
+    }
+
+    /// Whether the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.is_closed()
+    }
+
+    /// Messages in the buffer.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether the buffer is empty (always true unbuffered).
+    pub fn is_empty(&self) -> bool {
+        self.chan.is_empty()
+    }
+
+    /// Whether the buffer is full (always true unbuffered, never unbounded).
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
+    /// The capacity: `Some(n)` for `bounded(n)`, `None` for `unbounded`.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Whether both senders belong to the same channel.
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+
+    pub(crate) fn as_chan(&self) -> &Chan<T> {
+        &self.chan
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.chan.disconnect();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Sender { .. }")
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receive a message, blocking until one is available; `Err` once the channel is closed
+    /// and drained.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// Receive without blocking.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Receive, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => self.recv_deadline(d),
+            None => self.recv().map_err(RecvTimeoutError::from),
+        }
+    }
+
+    /// Receive, waiting until `deadline` at most.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Some(deadline))
+    }
+
+    /// A blocking iterator; ends when the channel is closed and drained (Go's `range ch`).
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// A non-blocking iterator over the messages available now.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Close the channel from the receiving side: senders fail from now on; buffered
+    /// messages can still be received. True for the call that closed it.
+    pub fn close(&self) -> bool {
+        self.chan.disconnect()
+    }
+
+    /// Whether the channel is closed.
+    pub fn is_closed(&self) -> bool {
+        self.chan.is_closed()
+    }
+
+    /// Messages in the buffer.
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.chan.is_empty()
+    }
+
+    /// Whether the buffer is full.
+    pub fn is_full(&self) -> bool {
+        self.chan.is_full()
+    }
+
+    /// The capacity: `Some(n)` for `bounded(n)`, `None` for `unbounded`.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Whether both receivers belong to the same channel.
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
+
+    pub(crate) fn as_chan(&self) -> &Chan<T> {
+        &self.chan
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.fetch_add(1, Ordering::Relaxed);
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.chan.disconnect();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Receiver { .. }")
+    }
+}
+
+/// Blocking iterator of [`Receiver::iter`].
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Iter { .. }")
+    }
+}
+
+/// Non-blocking iterator of [`Receiver::try_iter`].
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for TryIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("TryIter { .. }")
+    }
+}
+
+/// Owning blocking iterator (`for v in rx`).
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("IntoIter { .. }")
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}

@@ -63,7 +63,12 @@ use crossbeam_queue::SegQueue;
 pub(crate) use crate::coroutine::CoRef;
 use crate::coroutine::{Co, NOTIFIED, PARKED, RUNNABLE, RUNNING};
 use crate::park::WaitReason;
-pub(crate) use worker::local;
+pub(crate) use worker::{local, Next};
+
+/// A started coroutine in another worker's inbox (alive through its owner's registry).
+pub(crate) struct CoPtr(pub(crate) *const Co);
+// SAFETY: only the owner worker dereferences it, and the registry keeps the target alive.
+unsafe impl Send for CoPtr {}
 
 /// The most worker threads `gomaxprocs` accepts; larger requests are clamped (with a message).
 pub(crate) const MAX_WORKERS: usize = 1024;
@@ -74,7 +79,7 @@ pub(crate) struct WorkerShared {
     pub(crate) runq: runq::RunQueue,
     /// Tagged `Arc<Co>` pointer: bit 0 set = fresh (stealable), clear = started (pinned).
     pub(crate) runnext: AtomicPtr<Co>,
-    pub(crate) inbox: SegQueue<CoRef>,
+    pub(crate) inbox: SegQueue<CoPtr>,
     pub(crate) sleeping: AtomicBool,
     pub(crate) thread: OnceLock<std::thread::Thread>,
     /// Bumped on every switch into a coroutine (the monitor watches it move).
@@ -386,23 +391,24 @@ pub(crate) fn unpark(co: &CoRef) {
         }
     }
     if s == PARKED {
-        make_runnable(co.clone());
+        make_runnable(co);
     }
 }
 
 /// Queue a started coroutine that just became RUNNABLE on its owner worker.
-fn make_runnable(co: CoRef) {
+fn make_runnable(co: &Co) {
     let owner = co.owner.load(Ordering::Relaxed);
+    let p = co as *const Co;
     if let Some(l) = local() {
         if l.shared.index == owner {
-            l.push_runnext(co, false);
+            l.push_runnext(Next::Started(p));
             return;
         }
     }
     let w = rt()
         .worker(owner)
         .expect("coroutine owned by an unknown worker");
-    w.inbox.push(co);
+    w.inbox.push(CoPtr(p));
     fence(Ordering::SeqCst);
     if w.sleeping.load(Ordering::SeqCst) {
         w.wake();
@@ -415,7 +421,7 @@ pub(crate) fn spawn_co(co: CoRef) {
     r.live.fetch_add(1, Ordering::Relaxed);
     match local() {
         Some(l) if !l.retiring() => {
-            if l.push_runnext(co, true) {
+            if l.push_runnext(Next::Fresh(co)) {
                 r.wake_idle_worker();
             }
         }
@@ -493,19 +499,6 @@ pub(crate) fn note_plain_thread() {
 pub(crate) fn coarse_now_ms() -> u64 {
     sysmon::COARSE_MS.load(Ordering::Relaxed)
 }
-
-/// The runnable-but-not-started coroutines that the registries do not show.
-pub(crate) fn fresh_count() -> usize {
-    let Some(r) = rt_if_started() else { return 0 };
-    let started: usize = (0..r.created())
-        .filter_map(|i| r.worker(i))
-        .map(|w| w.registry.lock().unwrap_or_else(|e| e.into_inner()).len)
-        .sum();
-    r.live.load(Ordering::Acquire).saturating_sub(started)
-}
-
-#[allow(dead_code)]
-pub(crate) type LocalQueue = VecDeque<CoRef>;
 
 /// The gomaxprocs wished for before the runtime started (0: none).
 pub(crate) fn desired_procs() -> usize {

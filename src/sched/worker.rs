@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{rt, CoRef, Runtime, WorkerShared};
+
 use crate::arch::Context;
 use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
 
@@ -52,7 +53,9 @@ pub(crate) struct WorkerLocal {
     pub(crate) shared: &'static WorkerShared,
     /// The running coroutine (a pointer into an `Arc<Co>` the registry holds), or null.
     pub(crate) current: Cell<*const Co>,
-    local: UnsafeCell<VecDeque<CoRef>>,
+    /// Started coroutines, runnable (alive through the registry: raw pointers, no refcounting).
+    local: UnsafeCell<VecDeque<*const Co>>,
+    retiring: Cell<bool>,
     timeouts: UnsafeCell<BinaryHeap<Timeout>>,
     stale: Cell<usize>,
     streak: Cell<u32>,
@@ -76,24 +79,35 @@ pub(crate) fn local() -> Option<&'static WorkerLocal> {
 
 const FRESH_TAG: usize = 1;
 
-fn tag(co: CoRef, fresh: bool) -> *mut Co {
-    (Arc::into_raw(co) as usize | if fresh { FRESH_TAG } else { 0 }) as *mut Co
+/// A runnable coroutine as the queues hold it: a fresh one is owned (it is in no registry
+/// yet); a started one is a plain pointer kept alive by its worker's registry, which holds it
+/// from start to finish — and it cannot finish while it waits in a queue.
+pub(crate) enum Next {
+    Fresh(CoRef),
+    Started(*const Co),
+}
+
+fn tag(n: Next) -> *mut Co {
+    match n {
+        Next::Fresh(co) => (Arc::into_raw(co) as usize | FRESH_TAG) as *mut Co,
+        Next::Started(p) => p as *mut Co,
+    }
 }
 
 /// # Safety
 /// `p` must be a non-null value produced by `tag` whose ownership the caller took.
-unsafe fn untag(p: *mut Co) -> (CoRef, bool) {
-    let fresh = p as usize & FRESH_TAG != 0;
-    // SAFETY: the caller owns this `Arc::into_raw` pointer (tag bit removed).
-    (
-        unsafe { Arc::from_raw((p as usize & !FRESH_TAG) as *const Co) },
-        fresh,
-    )
+unsafe fn untag(p: *mut Co) -> Next {
+    if p as usize & FRESH_TAG != 0 {
+        // SAFETY: the caller owns this `Arc::into_raw` pointer (tag bit removed).
+        Next::Fresh(unsafe { Arc::from_raw((p as usize & !FRESH_TAG) as *const Co) })
+    } else {
+        Next::Started(p)
+    }
 }
 
 impl WorkerLocal {
     #[allow(clippy::mut_from_ref)]
-    fn local_q(&self) -> &mut VecDeque<CoRef> {
+    fn local_q(&self) -> &mut VecDeque<*const Co> {
         // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
         unsafe { &mut *self.local.get() }
     }
@@ -104,39 +118,51 @@ impl WorkerLocal {
         unsafe { &mut *self.timeouts.get() }
     }
 
+    /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
     pub(crate) fn retiring(&self) -> bool {
-        self.shared.index >= rt().target.load(Ordering::Relaxed)
+        self.retiring.get()
     }
 
-    /// Put `co` in `runnext`, moving the previous occupant to its queue. Returns true when that
+    fn refresh_retiring(&self) -> bool {
+        let r = self.shared.index >= rt().target.load(Ordering::Relaxed);
+        self.retiring.set(r);
+        r
+    }
+
+    /// Put `n` in `runnext`, moving the previous occupant to its queue. Returns true when that
     /// made fresh work stealable (so an idle worker may want waking).
-    pub(crate) fn push_runnext(&self, co: CoRef, fresh: bool) -> bool {
-        let old = self.shared.runnext.swap(tag(co, fresh), Ordering::AcqRel);
+    pub(crate) fn push_runnext(&self, n: Next) -> bool {
+        let old = self.shared.runnext.swap(tag(n), Ordering::AcqRel);
         if old.is_null() {
             return false;
         }
         // SAFETY: swapping it out of the slot gave us ownership.
-        let (old, old_fresh) = unsafe { untag(old) };
-        self.enqueue(old, old_fresh)
+        self.enqueue(unsafe { untag(old) })
     }
 
     /// Queue at the back: fresh ones on the stealable ring, started ones locally.
-    fn enqueue(&self, co: CoRef, fresh: bool) -> bool {
-        if fresh {
-            if let Err(batch) = self.shared.runq.push(co) {
-                let r = rt();
-                for c in batch {
-                    r.global.push(c);
+    fn enqueue(&self, n: Next) -> bool {
+        match n {
+            Next::Fresh(co) => {
+                if let Err(batch) = self.shared.runq.push(co) {
+                    let r = rt();
+                    for c in batch {
+                        r.global.push(c);
+                    }
                 }
+                true
             }
-            true
-        } else {
-            self.local_q().push_back(co);
-            false
+            Next::Started(p) => {
+                self.local_q().push_back(p);
+                false
+            }
         }
     }
 
-    fn take_runnext(&self) -> Option<(CoRef, bool)> {
+    fn take_runnext(&self) -> Option<Next> {
+        if self.shared.runnext.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
         let p = self
             .shared
             .runnext
@@ -166,12 +192,7 @@ impl WorkerLocal {
     /// Gosched: queue the running coroutine at the back and switch away.
     pub(crate) fn yield_current(&self) {
         let cop = self.current.get();
-        // SAFETY: `cop` is alive while it runs (registry); one more count for the queue entry.
-        let co = unsafe {
-            Arc::increment_strong_count(cop);
-            Arc::from_raw(cop)
-        };
-        self.local_q().push_back(co);
+        self.local_q().push_back(cop);
         self.suspend_current(cop);
     }
 
@@ -222,7 +243,7 @@ impl WorkerLocal {
                     .compare_exchange(PARKED, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.local_q().push_back(t.co);
+                    self.local_q().push_back(Arc::as_ptr(&t.co));
                 }
             } else {
                 self.stale.set(self.stale.get().saturating_sub(1));
@@ -243,48 +264,49 @@ impl WorkerLocal {
     }
 
     /// Find the next coroutine to run without sleeping.
-    fn find_runnable(&self, r: &'static Runtime) -> Option<CoRef> {
+    fn find_runnable(&self, r: &'static Runtime) -> Option<Next> {
         let tick = self.schedtick.get().wrapping_add(1);
         self.schedtick.set(tick);
-        let retiring = self.retiring();
+        let mut retiring = self.retiring();
         if tick % FAIRNESS_TICKS == 0 {
+            retiring = self.refresh_retiring();
             while let Some(c) = self.shared.inbox.pop() {
-                self.local_q().push_back(c);
+                self.local_q().push_back(c.0);
             }
             if !self.heap().is_empty() {
                 self.fire_timeouts(Instant::now());
             }
             if !retiring {
                 if let Some(c) = r.global.pop() {
-                    return Some(c);
+                    return Some(Next::Fresh(c));
                 }
             }
         }
-        if let Some((co, fresh)) = self.take_runnext() {
+        if let Some(n) = self.take_runnext() {
             let streak = self.streak.get() + 1;
             if streak <= RUNNEXT_STREAK || self.local_q().is_empty() && self.shared.runq.len() == 0
             {
                 self.streak.set(streak);
-                return Some(co);
+                return Some(n);
             }
             self.streak.set(0);
-            self.enqueue(co, fresh);
+            self.enqueue(n);
         } else {
             self.streak.set(0);
         }
-        if let Some(c) = self.local_q().pop_front() {
-            return Some(c);
+        if let Some(p) = self.local_q().pop_front() {
+            return Some(Next::Started(p));
         }
         if let Some(c) = self.shared.inbox.pop() {
-            return Some(c);
+            return Some(Next::Started(c.0));
         }
         if let Some(c) = self.shared.runq.pop() {
-            return Some(c);
+            return Some(Next::Fresh(c));
         }
         if !self.heap().is_empty() {
             self.fire_timeouts(Instant::now());
-            if let Some(c) = self.local_q().pop_front() {
-                return Some(c);
+            if let Some(p) = self.local_q().pop_front() {
+                return Some(Next::Started(p));
             }
         }
         if retiring {
@@ -292,19 +314,18 @@ impl WorkerLocal {
         }
         if let Some(c) = r.global.pop() {
             // Take a few more along so the global queue drains in batches.
-            for _ in
-                0..(r.global.len() / r.target.load(Ordering::Relaxed).max(1)).min(runq_room(self))
-            {
+            let share = r.global.len() / r.target.load(Ordering::Relaxed).max(1);
+            for _ in 0..share.min(runq_room(self)) {
                 match r.global.pop() {
                     Some(x) => {
-                        let _ = self.enqueue(x, true);
+                        let _ = self.enqueue(Next::Fresh(x));
                     }
                     None => break,
                 }
             }
-            return Some(c);
+            return Some(Next::Fresh(c));
         }
-        self.steal(r)
+        self.steal(r).map(Next::Fresh)
     }
 
     /// Steal fresh coroutines from another worker.
@@ -348,8 +369,8 @@ impl WorkerLocal {
     }
 
     /// Nothing to run: spin a little, then sleep until woken or the next local timeout.
-    fn idle(&self, r: &'static Runtime) -> Option<CoRef> {
-        if self.retiring() {
+    fn idle(&self, r: &'static Runtime) -> Option<Next> {
+        if self.refresh_retiring() {
             self.hand_off_fresh(r);
         } else {
             r.spinning.fetch_add(1, Ordering::SeqCst);
@@ -402,13 +423,13 @@ impl WorkerLocal {
     /// A retiring worker gives its fresh coroutines to the global queue.
     fn hand_off_fresh(&self, r: &'static Runtime) {
         let mut moved = false;
-        if let Some((co, fresh)) = self.take_runnext() {
-            if fresh {
+        match self.take_runnext() {
+            Some(Next::Fresh(co)) => {
                 r.global.push(co);
                 moved = true;
-            } else {
-                self.local_q().push_back(co);
             }
+            Some(Next::Started(p)) => self.local_q().push_back(p),
+            None => {}
         }
         while let Some(c) = self.shared.runq.pop() {
             r.global.push(c);
@@ -420,19 +441,27 @@ impl WorkerLocal {
     }
 
     /// Switch into `co` and deal with how it came back.
-    fn run_co(&self, co: CoRef) {
-        let state = co.state.load(Ordering::Acquire);
-        let cop = Arc::as_ptr(&co);
-        match state {
-            FRESH => self.start(&co),
-            RUNNABLE => co.state.store(RUNNING, Ordering::Release),
-            RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
-            s => panic!(
-                "goro internal error: coroutine {} queued in state {s}",
-                co.id
-            ),
-        }
-        drop(co); // the registry holds it while it is started
+    fn run_co(&self, n: Next) {
+        let cop = match n {
+            Next::Fresh(co) => {
+                debug_assert_eq!(co.state.load(Ordering::Relaxed), FRESH);
+                self.start(&co);
+                Arc::as_ptr(&co) // the registry holds it from now on
+            }
+            Next::Started(cop) => {
+                // SAFETY: a started coroutine in our queue is alive (registry).
+                let co = unsafe { &*cop };
+                match co.state.load(Ordering::Acquire) {
+                    RUNNABLE => co.state.store(RUNNING, Ordering::Release),
+                    RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
+                    s => panic!(
+                        "goro internal error: coroutine {} queued in state {s}",
+                        co.id
+                    ),
+                }
+                cop
+            }
+        };
         self.current.set(cop);
         let sh = self.shared;
         // SAFETY: `cop` is alive (registry); plain read of immutable fields.
@@ -535,21 +564,36 @@ unsafe fn coroutine_entry(arg: *mut ()) {
     }
 }
 
-/// The worker thread's main loop.
+/// The worker thread's main loop. A panic here is a bug in goro, never in user code (coroutine
+/// bodies catch their own): the coroutines this worker hosts could never run again, so abort.
 pub(crate) fn run(shared: &'static WorkerShared) {
-    let seed = 0x9E37_79B9_7F4A_7C15u64 ^ ((shared.index as u64 + 1) * 0xD1B5_4A32_D192_ED03);
+    if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
+        let msg = crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+        eprintln!(
+            "goro: fatal internal error on worker {}: {msg}",
+            shared.index
+        );
+        std::process::abort();
+    }
+}
+
+fn run_loop(shared: &'static WorkerShared) {
+    let seed =
+        0x9E37_79B9_7F4A_7C15u64 ^ (shared.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
         shared,
         current: Cell::new(std::ptr::null()),
         local: UnsafeCell::new(VecDeque::new()),
         timeouts: UnsafeCell::new(BinaryHeap::new()),
         stale: Cell::new(0),
+        retiring: Cell::new(false),
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
         rng: Cell::new(seed | 1),
     }));
     LOCAL.with(|c| c.set(local));
     let r = rt();
+    local.refresh_retiring();
     loop {
         let next = match local.find_runnable(r) {
             Some(c) => Some(c),

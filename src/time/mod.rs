@@ -1,1 +1,367 @@
-//! (stub: filled in by its issue)
+//! Time: Go's `time.Sleep`, `time.After`, `time.Tick`, `Timer`, `Ticker` and `AfterFunc`.
+//!
+//! Everything is built on the shared timer facility (`sched::timers`: one-shot callbacks at a
+//! deadline) and on `park_until` (for `sleep` and every `*_timeout`, which need no timer
+//! object). Timer channels are ordinary channels of capacity 1 (see `chan`), fed by timer
+//! callbacks through a weak reference: a timer never keeps a dropped receiver's channel alive.
+//!
+//! `Timer` and `Ticker` follow Go 1.23+: every arming carries a sequence number; `stop` and
+//! `reset` bump it under the timer's lock, cancel the pending callback and drain the channel,
+//! and a callback only delivers while holding that lock with its own sequence number still
+//! current. So once `stop`/`reset` returns, no tick from before can be received, and their
+//! result says whether a pending tick was prevented (cancelled, or drained unreceived).
+//!
+//! Invariants: a callback never blocks (it delivers with `try_send`: a ticker whose reader is
+//! slow drops ticks instead of queueing them); `after_func`'s function runs at most once.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use crate::chan::{self, Chan, Receiver};
+use crate::park;
+use crate::sched::timers::{self, TimerHandle};
+
+/// Pause the caller for `d`: a coroutine parks (its worker runs others), a thread sleeps.
+pub fn sleep(d: Duration) {
+    if park::in_coroutine() {
+        let Some(deadline) = Instant::now().checked_add(d) else {
+            loop {
+                park::park("sleep");
+            }
+        };
+        while Instant::now() < deadline {
+            park::park_until(deadline, "sleep");
+        }
+    } else {
+        std::thread::sleep(d);
+    }
+}
+
+/// A channel that receives the current instant once, after `d` (Go's `time.After`,
+/// crossbeam-channel's `after`). It is never closed; after its one message, receives block.
+pub fn after(d: Duration) -> Receiver<Instant> {
+    let (weak, rx) = chan::timer_channel();
+    if d.is_zero() {
+        chan::timer_deliver(&weak, Instant::now());
+    } else if let Some(when) = Instant::now().checked_add(d) {
+        timers::schedule(when, move || {
+            chan::timer_deliver(&weak, Instant::now());
+        });
+    }
+    rx
+}
+
+/// A channel that receives the current instant every `d` (Go's `time.Tick`, crossbeam's
+/// `tick`); a slow receiver misses ticks, it never gets a backlog. It runs until the receiver
+/// is dropped. As Go's `Tick`, a zero period gives a channel that never delivers.
+pub fn tick(d: Duration) -> Receiver<Instant> {
+    if d.is_zero() {
+        return chan::never();
+    }
+    let (shared, rx) = TickerShared::start(d);
+    drop(shared);
+    rx
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run `f` in its own coroutine.
+fn spawn_detached(f: Box<dyn FnOnce() + Send>) {
+    // Until the scheduler offers `goro::spawn`, a thread stands in.
+    std::thread::Builder::new()
+        .name("goro-after-func".into())
+        .spawn(f)
+        .expect("goro: cannot start after_func's thread");
+}
+
+enum TimerKind {
+    Chan(Weak<Chan<Instant>>),
+    Func(Mutex<Option<Box<dyn FnOnce() + Send>>>),
+}
+
+struct TimerState {
+    seq: u64,
+    armed: bool,
+    handle: Option<TimerHandle>,
+}
+
+struct TimerShared {
+    state: Mutex<TimerState>,
+    kind: TimerKind,
+}
+
+impl TimerShared {
+    /// Arm for `d` from now (state lock held by the caller).
+    fn arm(self: &Arc<Self>, st: &mut TimerState, d: Duration) {
+        st.seq += 1;
+        st.armed = true;
+        st.handle = None;
+        let seq = st.seq;
+        if d.is_zero() {
+            // A zero timer fires at once.
+            self.fire_locked(st);
+            return;
+        }
+        if let Some(when) = Instant::now().checked_add(d) {
+            let me = self.clone();
+            st.handle = Some(timers::schedule(when, move || me.fire(seq)));
+        }
+    }
+
+    fn fire(&self, seq: u64) {
+        let mut st = lock(&self.state);
+        if st.seq == seq && st.armed {
+            self.fire_locked(&mut st);
+        }
+    }
+
+    fn fire_locked(&self, st: &mut TimerState) {
+        st.armed = false;
+        st.handle = None;
+        match &self.kind {
+            TimerKind::Chan(w) => {
+                chan::timer_deliver(w, Instant::now());
+            }
+            TimerKind::Func(f) => {
+                if let Some(f) = lock(f).take() {
+                    spawn_detached(f);
+                }
+            }
+        }
+    }
+
+    /// Disarm; true if a pending tick was prevented.
+    fn disarm(&self, st: &mut TimerState, rx: &Receiver<Instant>) -> bool {
+        let mut pending = st.armed;
+        st.armed = false;
+        st.seq += 1;
+        if let Some(h) = st.handle.take() {
+            h.cancel();
+        }
+        // A tick delivered but not received is stale now: drop it (Go 1.23).
+        while rx.try_recv().is_ok() {
+            pending = true;
+        }
+        pending
+    }
+}
+
+/// A single event in the future (Go's `time.Timer`): its channel receives the instant it
+/// fired. Go 1.23 semantics: after `stop` or `reset` returns, no stale value is received.
+pub struct Timer {
+    shared: Arc<TimerShared>,
+    rx: Receiver<Instant>,
+}
+
+impl Timer {
+    /// A timer that fires after `d` (at once for zero).
+    pub fn new(d: Duration) -> Timer {
+        let (weak, rx) = chan::timer_channel();
+        let shared = Arc::new(TimerShared {
+            state: Mutex::new(TimerState {
+                seq: 0,
+                armed: false,
+                handle: None,
+            }),
+            kind: TimerKind::Chan(weak),
+        });
+        {
+            let mut st = lock(&shared.state);
+            shared.arm(&mut st, d);
+        }
+        Timer { shared, rx }
+    }
+
+    /// The channel the timer delivers on (Go's `t.C`). For an `after_func` timer, a channel
+    /// that never delivers.
+    pub fn receiver(&self) -> &Receiver<Instant> {
+        &self.rx
+    }
+
+    /// Stop the timer. True if this call prevented it from firing (or dropped its
+    /// unreceived value); false if it had already fired and been received, or was stopped.
+    pub fn stop(&self) -> bool {
+        let mut st = lock(&self.shared.state);
+        self.shared.disarm(&mut st, &self.rx)
+    }
+
+    /// Re-arm the timer to fire after `d`. Returns true if it was pending (as `stop`). An
+    /// `after_func` timer whose function already started is not re-armed (returns false).
+    pub fn reset(&self, d: Duration) -> bool {
+        let mut st = lock(&self.shared.state);
+        let pending = self.shared.disarm(&mut st, &self.rx);
+        if let TimerKind::Func(f) = &self.shared.kind {
+            if lock(f).is_none() {
+                return false;
+            }
+        }
+        self.shared.arm(&mut st, d);
+        pending
+    }
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Timer { .. }")
+    }
+}
+
+/// Run `f` in its own coroutine after `d` (Go's `time.AfterFunc`). `stop` on the returned
+/// timer cancels it (true if `f` had not started); `reset` re-arms it while `f` has not run.
+pub fn after_func<F>(d: Duration, f: F) -> Timer
+where
+    F: FnOnce() + Send + 'static,
+{
+    let shared = Arc::new(TimerShared {
+        state: Mutex::new(TimerState {
+            seq: 0,
+            armed: false,
+            handle: None,
+        }),
+        kind: TimerKind::Func(Mutex::new(Some(Box::new(f)))),
+    });
+    {
+        let mut st = lock(&shared.state);
+        shared.arm(&mut st, d);
+    }
+    Timer {
+        shared,
+        rx: chan::never(),
+    }
+}
+
+struct TickState {
+    seq: u64,
+    period: Duration,
+    handle: Option<TimerHandle>,
+}
+
+struct TickerShared {
+    state: Mutex<TickState>,
+    chan: Weak<Chan<Instant>>,
+}
+
+impl TickerShared {
+    fn start(period: Duration) -> (Arc<TickerShared>, Receiver<Instant>) {
+        let (weak, rx) = chan::timer_channel();
+        let shared = Arc::new(TickerShared {
+            state: Mutex::new(TickState {
+                seq: 0,
+                period,
+                handle: None,
+            }),
+            chan: weak,
+        });
+        {
+            let mut st = lock(&shared.state);
+            shared.arm(&mut st, Instant::now().checked_add(period));
+        }
+        (shared, rx)
+    }
+
+    fn arm(self: &Arc<Self>, st: &mut TickState, when: Option<Instant>) {
+        let seq = st.seq;
+        st.handle = when.map(|when| {
+            let me = self.clone();
+            timers::schedule(when, move || me.fire(seq, when))
+        });
+    }
+
+    fn fire(self: &Arc<Self>, seq: u64, when: Instant) {
+        let mut st = lock(&self.state);
+        if st.seq != seq {
+            return;
+        }
+        let now = Instant::now();
+        if !chan::timer_deliver(&self.chan, now) {
+            // Nobody can receive any more: stop ticking.
+            st.handle = None;
+            return;
+        }
+        // The next tick on the period grid that is still in the future (missed ones are
+        // dropped, as in Go).
+        let period = st.period;
+        let mut next = when.checked_add(period);
+        if let Some(n) = next {
+            if n <= now {
+                let behind = now.duration_since(when).as_nanos();
+                let skip = behind / period.as_nanos() + 1;
+                next = u32::try_from(skip)
+                    .ok()
+                    .and_then(|k| when.checked_add(period * k));
+                if next.is_some_and(|n| n <= now) {
+                    next = now.checked_add(period);
+                }
+            }
+        }
+        self.arm(&mut st, next);
+    }
+}
+
+/// Delivers the instant at every `period` (Go's `time.Ticker`). A slow reader misses ticks.
+pub struct Ticker {
+    shared: Arc<TickerShared>,
+    rx: Receiver<Instant>,
+}
+
+impl Ticker {
+    /// A ticker with the given period.
+    ///
+    /// # Panics
+    /// If `period` is zero (as Go's `NewTicker` with a non-positive interval).
+    pub fn new(period: Duration) -> Ticker {
+        if period.is_zero() {
+            panic!("non-positive interval for NewTicker");
+        }
+        let (shared, rx) = TickerShared::start(period);
+        Ticker { shared, rx }
+    }
+
+    /// The channel the ticks arrive on (Go's `t.C`).
+    pub fn receiver(&self) -> &Receiver<Instant> {
+        &self.rx
+    }
+
+    /// Stop and restart with a new period; no tick from before is received afterwards.
+    ///
+    /// # Panics
+    /// If `period` is zero (as Go's `Ticker.Reset`).
+    pub fn reset(&self, period: Duration) {
+        if period.is_zero() {
+            panic!("non-positive interval for Ticker.Reset");
+        }
+        let mut st = lock(&self.shared.state);
+        self.disarm(&mut st);
+        st.period = period;
+        self.shared.arm(&mut st, Instant::now().checked_add(period));
+    }
+
+    /// Stop ticking; no tick from before is received afterwards.
+    pub fn stop(&self) {
+        let mut st = lock(&self.shared.state);
+        self.disarm(&mut st);
+    }
+
+    fn disarm(&self, st: &mut TickState) {
+        st.seq += 1;
+        if let Some(h) = st.handle.take() {
+            h.cancel();
+        }
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Ticker { .. }")
+    }
+}

@@ -1,0 +1,459 @@
+//! The unbounded flavor: a linked list of blocks of slots; sends never block.
+//!
+//! Positions (`head`, `tail`) count slots: `index >> SHIFT` is a running slot number, and
+//! every `LAP` numbers form one block of `BLOCK_CAP` usable slots (the last number of a lap is
+//! a placeholder meaning "moving to the next block"). A sender claims a slot with a CAS on the
+//! tail index, writes the message and sets the slot's `WRITE` bit; the sender that claims the
+//! last slot of a block installs the next block (pre-allocated before its CAS, so a block is
+//! allocated outside any contention window). A receiver claims with a CAS on the head index,
+//! waits for `WRITE` (the sender may still be writing), reads, and sets `READ`. Blocks are
+//! freed by the last reader: the one reading the last slot starts destruction, and a slot
+//! whose reader is still busy (no `READ` yet) is marked `DESTROY` so that its reader finishes
+//! the job. This follows crossbeam-channel's list flavor (itself after Vyukov's unbounded
+//! queue).
+//!
+//! `MARK_BIT` in the tail index means closed; in the head index it means "there is a next
+//! block", which lets receivers skip the `tail` load while the queue is long.
+//!
+//! Invariants: the tail block pointer is non-null once the first message was sent; a block is
+//! freed only after every slot in it was read (or at channel drop); messages are read once.
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::{self, AtomicPtr, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::err::{RecvTimeoutError, TryRecvError};
+use super::waiter::{Backoff, CachePadded, Context, Operation, Selected, SyncWaker, Token};
+
+const WRITE: usize = 1;
+const READ: usize = 2;
+const DESTROY: usize = 4;
+
+const LAP: usize = 32;
+const BLOCK_CAP: usize = LAP - 1;
+const SHIFT: usize = 1;
+const MARK_BIT: usize = 1;
+
+struct Slot<T> {
+    msg: UnsafeCell<MaybeUninit<T>>,
+    state: AtomicUsize,
+}
+
+impl<T> Slot<T> {
+    fn wait_write(&self) {
+        let backoff = Backoff::new();
+        while self.state.load(Ordering::Acquire) & WRITE == 0 {
+            backoff.snooze();
+        }
+    }
+}
+
+struct Block<T> {
+    next: AtomicPtr<Block<T>>,
+    slots: [Slot<T>; BLOCK_CAP],
+}
+
+impl<T> Block<T> {
+    fn new() -> *mut Block<T> {
+        let layout = std::alloc::Layout::new::<Block<T>>();
+        // SAFETY: the layout is non-zero-sized (it holds an AtomicPtr).
+        let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Block<T>;
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        // All-zero is a valid Block: null `next`, zero states, uninitialised messages.
+        p
+    }
+
+    /// # Safety
+    /// `this` must come from [`Block::new`] and not be freed yet.
+    unsafe fn dealloc(this: *mut Block<T>) {
+        // SAFETY: allocated by `Block::new` with this layout.
+        unsafe { std::alloc::dealloc(this as *mut u8, std::alloc::Layout::new::<Block<T>>()) }
+    }
+
+    fn wait_next(&self) -> *mut Block<T> {
+        let backoff = Backoff::new();
+        loop {
+            let next = self.next.load(Ordering::Acquire);
+            if !next.is_null() {
+                return next;
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Free the block once every slot from `start` on has been read.
+    ///
+    /// # Safety
+    /// `this` must be a live block whose slots before `start` were all read.
+    unsafe fn destroy(this: *mut Block<T>, start: usize) {
+        // The last slot is never marked: its reader is the one who started destruction.
+        for i in start..BLOCK_CAP - 1 {
+            // SAFETY: the block is live until the last reader frees it.
+            let slot = unsafe { (*this).slots.get_unchecked(i) };
+            if slot.state.load(Ordering::Acquire) & READ == 0
+                && slot.state.fetch_or(DESTROY, Ordering::AcqRel) & READ == 0
+            {
+                // That slot's reader will continue the destruction.
+                return;
+            }
+        }
+        // SAFETY: every slot was read; nobody else references the block.
+        unsafe { Block::dealloc(this) }
+    }
+}
+
+struct Position<T> {
+    index: AtomicUsize,
+    block: AtomicPtr<Block<T>>,
+}
+
+pub(crate) struct Channel<T> {
+    head: CachePadded<Position<T>>,
+    tail: CachePadded<Position<T>>,
+    receivers: SyncWaker,
+    _marker: std::marker::PhantomData<T>,
+}
+
+// SAFETY: each message moves from one sender to one receiver through a claimed slot.
+unsafe impl<T: Send> Send for Channel<T> {}
+// SAFETY: see above.
+unsafe impl<T: Send> Sync for Channel<T> {}
+
+impl<T> Channel<T> {
+    pub(crate) fn new() -> Channel<T> {
+        Channel {
+            head: CachePadded(Position {
+                index: AtomicUsize::new(0),
+                block: AtomicPtr::new(ptr::null_mut()),
+            }),
+            tail: CachePadded(Position {
+                index: AtomicUsize::new(0),
+                block: AtomicPtr::new(ptr::null_mut()),
+            }),
+            receivers: SyncWaker::new(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn start_send(&self, token: &mut Token) -> bool {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.index.load(Ordering::Acquire);
+        let mut block = self.tail.block.load(Ordering::Acquire);
+        let mut next_block: Option<*mut Block<T>> = None;
+        let result = loop {
+            if tail & MARK_BIT != 0 {
+                token.list.block = ptr::null();
+                break true;
+            }
+            let offset = (tail >> SHIFT) % LAP;
+            if offset == BLOCK_CAP {
+                // Another sender is installing the next block.
+                backoff.snooze();
+                tail = self.tail.index.load(Ordering::Acquire);
+                block = self.tail.block.load(Ordering::Acquire);
+                continue;
+            }
+            if offset + 1 == BLOCK_CAP && next_block.is_none() {
+                next_block = Some(Block::new());
+            }
+            if block.is_null() {
+                // The very first message: install the first block.
+                let new = Block::<T>::new();
+                if self
+                    .tail
+                    .block
+                    .compare_exchange(block, new, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    self.head.block.store(new, Ordering::Release);
+                    block = new;
+                } else {
+                    // SAFETY: `new` was never shared.
+                    unsafe { Block::dealloc(new) };
+                    tail = self.tail.index.load(Ordering::Acquire);
+                    block = self.tail.block.load(Ordering::Acquire);
+                    continue;
+                }
+            }
+            let new_tail = tail + (1 << SHIFT);
+            match self.tail.index.compare_exchange_weak(
+                tail,
+                new_tail,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if offset + 1 == BLOCK_CAP {
+                        let nb = next_block.take().expect("pre-allocated block");
+                        self.tail.block.store(nb, Ordering::Release);
+                        self.tail.index.fetch_add(1 << SHIFT, Ordering::Release);
+                        // SAFETY: `block` is live: its last slot is ours and unread.
+                        unsafe { (*block).next.store(nb, Ordering::Release) };
+                    }
+                    token.list.block = block as *const u8;
+                    token.list.offset = offset;
+                    break true;
+                }
+                Err(t) => {
+                    tail = t;
+                    block = self.tail.block.load(Ordering::Acquire);
+                    backoff.spin();
+                }
+            }
+        };
+        if let Some(nb) = next_block {
+            // SAFETY: allocated above and never shared.
+            unsafe { Block::dealloc(nb) };
+        }
+        result
+    }
+
+    /// # Safety
+    /// `token` must come from a successful `start_send` on this channel.
+    pub(crate) unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
+        if token.list.block.is_null() {
+            return Err(msg);
+        }
+        let block = token.list.block as *mut Block<T>;
+        // SAFETY: the claimed slot of a live block (it cannot be freed before it is read).
+        unsafe {
+            let slot = (*block).slots.get_unchecked(token.list.offset);
+            slot.msg.get().write(MaybeUninit::new(msg));
+            slot.state.fetch_or(WRITE, Ordering::Release);
+        }
+        self.receivers.notify();
+        Ok(())
+    }
+
+    pub(crate) fn start_recv(&self, token: &mut Token) -> bool {
+        let backoff = Backoff::new();
+        let mut head = self.head.index.load(Ordering::Acquire);
+        let mut block = self.head.block.load(Ordering::Acquire);
+        loop {
+            let offset = (head >> SHIFT) % LAP;
+            if offset == BLOCK_CAP {
+                backoff.snooze();
+                head = self.head.index.load(Ordering::Acquire);
+                block = self.head.block.load(Ordering::Acquire);
+                continue;
+            }
+            let mut new_head = head + (1 << SHIFT);
+            if new_head & MARK_BIT == 0 {
+                atomic::fence(Ordering::SeqCst);
+                let tail = self.tail.index.load(Ordering::Relaxed);
+                if head >> SHIFT == tail >> SHIFT {
+                    if tail & MARK_BIT != 0 {
+                        token.list.block = ptr::null();
+                        return true;
+                    }
+                    return false;
+                }
+                if (head >> SHIFT) / LAP != (tail >> SHIFT) / LAP {
+                    new_head |= MARK_BIT;
+                }
+            }
+            if block.is_null() {
+                // The first block is being installed.
+                backoff.snooze();
+                head = self.head.index.load(Ordering::Acquire);
+                block = self.head.block.load(Ordering::Acquire);
+                continue;
+            }
+            match self.head.index.compare_exchange_weak(
+                head,
+                new_head,
+                Ordering::SeqCst,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if offset + 1 == BLOCK_CAP {
+                        // SAFETY: `block` is live (its last slot is ours and unread).
+                        let next = unsafe { (*block).wait_next() };
+                        let mut next_index = (new_head & !MARK_BIT).wrapping_add(1 << SHIFT);
+                        // SAFETY: `next` was installed by a sender and is live.
+                        if !unsafe { (*next).next.load(Ordering::Relaxed) }.is_null() {
+                            next_index |= MARK_BIT;
+                        }
+                        self.head.block.store(next, Ordering::Release);
+                        self.head.index.store(next_index, Ordering::Release);
+                    }
+                    token.list.block = block as *const u8;
+                    token.list.offset = offset;
+                    return true;
+                }
+                Err(h) => {
+                    head = h;
+                    block = self.head.block.load(Ordering::Acquire);
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// `token` must come from a successful `start_recv` on this channel.
+    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
+        if token.list.block.is_null() {
+            return Err(());
+        }
+        let block = token.list.block as *mut Block<T>;
+        let offset = token.list.offset;
+        // SAFETY: the claimed slot of a live block; the block is freed only after this slot
+        // is marked READ (or by us, below).
+        unsafe {
+            let slot = (*block).slots.get_unchecked(offset);
+            slot.wait_write();
+            let msg = slot.msg.get().read().assume_init();
+            if offset + 1 == BLOCK_CAP {
+                Block::destroy(block, 0);
+            } else if slot.state.fetch_or(READ, Ordering::AcqRel) & DESTROY != 0 {
+                Block::destroy(block, offset + 1);
+            }
+            Ok(msg)
+        }
+    }
+
+    pub(crate) fn send(&self, msg: T) -> Result<(), T> {
+        let token = &mut Token::default();
+        let claimed = self.start_send(token);
+        debug_assert!(claimed);
+        // SAFETY: the token comes from `start_send`.
+        unsafe { self.write(token, msg) }
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let token = &mut Token::default();
+        if self.start_recv(token) {
+            // SAFETY: the token comes from `start_recv`.
+            unsafe { self.read(token).map_err(|_| TryRecvError::Disconnected) }
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let token = &mut Token::default();
+        loop {
+            if self.start_recv(token) {
+                // SAFETY: the token comes from `start_recv`.
+                let r = unsafe { self.read(token) };
+                return r.map_err(|_| RecvTimeoutError::Disconnected);
+            }
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    return Err(RecvTimeoutError::Timeout);
+                }
+            }
+            let cx = Context::new();
+            let oper = Operation::hook(token);
+            self.receivers.register(oper, &cx);
+            if !self.is_empty() || self.is_disconnected() {
+                let _ = cx.try_select(Selected::Aborted);
+            }
+            match cx.wait_until(deadline, "chan receive") {
+                Selected::Aborted | Selected::Disconnected => {
+                    self.receivers.unregister(oper);
+                }
+                Selected::Operation(_) => {}
+                Selected::Waiting => unreachable!(),
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        loop {
+            let mut tail = self.tail.index.load(Ordering::SeqCst);
+            let mut head = self.head.index.load(Ordering::SeqCst);
+            if self.tail.index.load(Ordering::SeqCst) == tail {
+                tail &= !((1 << SHIFT) - 1);
+                head &= !((1 << SHIFT) - 1);
+                // Normalise placeholder positions to the next block's start.
+                if (tail >> SHIFT) & (LAP - 1) == LAP - 1 {
+                    tail = tail.wrapping_add(1 << SHIFT);
+                }
+                if (head >> SHIFT) & (LAP - 1) == LAP - 1 {
+                    head = head.wrapping_add(1 << SHIFT);
+                }
+                let lap = (head >> SHIFT) / LAP;
+                tail = tail.wrapping_sub((lap * LAP) << SHIFT);
+                head = head.wrapping_sub((lap * LAP) << SHIFT);
+                tail >>= SHIFT;
+                head >>= SHIFT;
+                return tail - head - tail / LAP;
+            }
+        }
+    }
+
+    pub(crate) fn disconnect(&self) -> bool {
+        let tail = self.tail.index.fetch_or(MARK_BIT, Ordering::SeqCst);
+        if tail & MARK_BIT == 0 {
+            self.receivers.disconnect();
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.tail.index.load(Ordering::SeqCst) & MARK_BIT != 0
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        let head = self.head.index.load(Ordering::SeqCst);
+        let tail = self.tail.index.load(Ordering::SeqCst);
+        head >> SHIFT == tail >> SHIFT
+    }
+
+    // Select support.
+
+    pub(crate) fn register_recv(&self, oper: Operation, cx: &Context) -> bool {
+        self.receivers.register(oper, cx);
+        !self.is_empty() || self.is_disconnected()
+    }
+
+    pub(crate) fn unregister_recv(&self, oper: Operation) {
+        self.receivers.unregister(oper);
+    }
+
+    pub(crate) fn watch_recv(&self, oper: Operation, cx: &Context) -> bool {
+        self.receivers.watch(oper, cx);
+        !self.is_empty() || self.is_disconnected()
+    }
+
+    pub(crate) fn unwatch_recv(&self, oper: Operation) {
+        self.receivers.unwatch(oper);
+    }
+}
+
+impl<T> Drop for Channel<T> {
+    fn drop(&mut self) {
+        let mut head = *self.head.index.get_mut();
+        let mut tail = *self.tail.index.get_mut();
+        let mut block = *self.head.block.get_mut();
+        head &= !((1 << SHIFT) - 1);
+        tail &= !((1 << SHIFT) - 1);
+        // SAFETY: we own the channel; every slot between head and tail holds a message, and
+        // blocks are chained through `next`.
+        unsafe {
+            while head != tail {
+                let offset = (head >> SHIFT) % LAP;
+                if offset < BLOCK_CAP {
+                    let slot = (*block).slots.get_unchecked(offset);
+                    (*slot.msg.get()).assume_init_drop();
+                } else {
+                    let next = *(*block).next.get_mut();
+                    Block::dealloc(block);
+                    block = next;
+                }
+                head = head.wrapping_add(1 << SHIFT);
+            }
+            if !block.is_null() {
+                Block::dealloc(block);
+            }
+        }
+    }
+}

@@ -1,0 +1,859 @@
+//! Selection over several channel operations: the engine behind `select!`, `select_biased!`
+//! and the dynamic [`Select`].
+//!
+//! A selection first tries every case once without blocking, in a uniformly random order
+//! (Fisher–Yates shuffle; in declaration order when biased). If none is ready and blocking is
+//! allowed, it creates one `Context`, registers one entry per case (each case's id is the
+//! address of its slot in the case array), and parks until a partner claims one case, a
+//! channel closes, or the deadline passes. It then unregisters every case; the claimed one is
+//! *accepted* (for the rendezvous flavor this collects the packet the partner published),
+//! anything else goes back to the non-blocking pass.
+//!
+//! The chosen case is returned as a [`SelectedOperation`] holding a `Token` (a claimed slot or
+//! packet); the caller completes it with `recv`/`send`. This split is what lets `select!`
+//! evaluate a send case's value only when that case was chosen.
+//!
+//! Invariants: every registered case is unregistered before the selection returns; a claimed
+//! operation is always completed (dropping an uncompleted `SelectedOperation` is a bug and
+//! panics, as in crossbeam-channel).
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use super::err::{
+    ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
+};
+use super::waiter::{Context, Operation, Selected, Token};
+use super::{Flavor, Receiver, Sender};
+
+/// One side of one channel, as a select case.
+pub(crate) trait SelectHandle {
+    /// Claim the operation now if it can proceed (or the channel is closed).
+    fn try_select(&self, token: &mut Token) -> bool;
+    /// Register a blocked case; true if it is ready anyway (the caller then aborts).
+    fn register(&self, oper: Operation, cx: &Context) -> bool;
+    fn unregister(&self, oper: Operation);
+    /// The case was claimed by a partner: collect the claim into `token`.
+    fn accept(&self, token: &mut Token, cx: &Context) -> bool;
+    fn is_ready(&self) -> bool;
+    fn watch(&self, oper: Operation, cx: &Context) -> bool;
+    fn unwatch(&self, oper: Operation);
+}
+
+impl<T> SelectHandle for Receiver<T> {
+    fn try_select(&self, token: &mut Token) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.sel_try_recv(token),
+            Flavor::List(c) => c.start_recv(token),
+            Flavor::Zero(c) => c.sel_try_recv(token, None),
+            Flavor::Never => false,
+        }
+    }
+
+    fn register(&self, oper: Operation, cx: &Context) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.register_recv(oper, cx),
+            Flavor::List(c) => c.register_recv(oper, cx),
+            Flavor::Zero(c) => c.register_recv(oper, cx),
+            Flavor::Never => false,
+        }
+    }
+
+    fn unregister(&self, oper: Operation) {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.unregister_recv(oper),
+            Flavor::List(c) => c.unregister_recv(oper),
+            Flavor::Zero(c) => c.unregister_recv(oper),
+            Flavor::Never => {}
+        }
+    }
+
+    fn accept(&self, token: &mut Token, cx: &Context) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.sel_try_recv(token),
+            Flavor::List(c) => c.start_recv(token),
+            Flavor::Zero(c) => c.accept(token, cx),
+            Flavor::Never => false,
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => !c.is_empty() || c.is_disconnected(),
+            Flavor::List(c) => !c.is_empty() || c.is_disconnected(),
+            Flavor::Zero(c) => c.is_recv_ready(),
+            Flavor::Never => false,
+        }
+    }
+
+    fn watch(&self, oper: Operation, cx: &Context) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.watch_recv(oper, cx),
+            Flavor::List(c) => c.watch_recv(oper, cx),
+            Flavor::Zero(c) => c.watch_recv(oper, cx),
+            Flavor::Never => false,
+        }
+    }
+
+    fn unwatch(&self, oper: Operation) {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.unwatch_recv(oper),
+            Flavor::List(c) => c.unwatch_recv(oper),
+            Flavor::Zero(c) => c.unwatch_recv(oper),
+            Flavor::Never => {}
+        }
+    }
+}
+
+impl<T> SelectHandle for Sender<T> {
+    fn try_select(&self, token: &mut Token) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.sel_try_send(token),
+            Flavor::List(c) => c.start_send(token),
+            Flavor::Zero(c) => c.sel_try_send(token, None),
+            Flavor::Never => false,
+        }
+    }
+
+    fn register(&self, oper: Operation, cx: &Context) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.register_send(oper, cx),
+            Flavor::List(_) => true,
+            Flavor::Zero(c) => c.register_send(oper, cx),
+            Flavor::Never => false,
+        }
+    }
+
+    fn unregister(&self, oper: Operation) {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.unregister_send(oper),
+            Flavor::List(_) | Flavor::Never => {}
+            Flavor::Zero(c) => c.unregister_send(oper),
+        }
+    }
+
+    fn accept(&self, token: &mut Token, cx: &Context) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.sel_try_send(token),
+            Flavor::List(c) => c.start_send(token),
+            Flavor::Zero(c) => c.accept(token, cx),
+            Flavor::Never => false,
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => !c.is_full() || c.is_disconnected(),
+            Flavor::List(_) => true,
+            Flavor::Zero(c) => c.is_send_ready(),
+            Flavor::Never => false,
+        }
+    }
+
+    fn watch(&self, oper: Operation, cx: &Context) -> bool {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.watch_send(oper, cx),
+            Flavor::List(_) => true,
+            Flavor::Zero(c) => c.watch_send(oper, cx),
+            Flavor::Never => false,
+        }
+    }
+
+    fn unwatch(&self, oper: Operation) {
+        match &self.as_chan().flavor {
+            Flavor::Array(c) => c.unwatch_send(oper),
+            Flavor::List(_) | Flavor::Never => {}
+            Flavor::Zero(c) => c.unwatch_send(oper),
+        }
+    }
+}
+
+/// How long a selection may block.
+#[derive(Clone, Copy)]
+pub(crate) enum Timeout {
+    Now,
+    Never,
+    At(Instant),
+}
+
+impl Timeout {
+    fn after(d: Duration) -> Timeout {
+        match Instant::now().checked_add(d) {
+            Some(t) => Timeout::At(t),
+            None => Timeout::Never,
+        }
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Timeout::At(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A case: the handle, the user-visible index, and the handle's address (to check that the
+/// operation is completed on the very receiver/sender that was selected).
+pub(crate) type Case<'a> = (&'a dyn SelectHandle, usize, *const u8);
+
+#[inline(never)]
+fn rand_below(n: usize) -> usize {
+    thread_local! {
+        static RNG: Cell<u64> = const { Cell::new(0) };
+    }
+    RNG.with(|r| {
+        let mut x = r.get();
+        if x == 0 {
+            // Seed from the address of a stack value and the clock.
+            let t = Instant::now().elapsed().as_nanos() as u64;
+            x = (&x as *const u64 as u64) ^ t.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+            if x == 0 {
+                x = 1;
+            }
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        ((x >> 32) as usize * n) >> 32
+    })
+}
+
+fn shuffle(cases: &mut [Case<'_>]) {
+    for i in (1..cases.len()).rev() {
+        let j = rand_below(i + 1);
+        cases.swap(i, j);
+    }
+}
+
+fn park_forever() -> ! {
+    loop {
+        crate::park::park("select (no cases)");
+    }
+}
+
+fn sleep_until(deadline: Instant) {
+    while Instant::now() < deadline {
+        crate::park::park_until(deadline, "select (no cases)");
+    }
+}
+
+/// Run a selection; `None` when it timed out (or, with `Timeout::Now`, nothing was ready).
+pub(crate) fn run_select<'a>(
+    cases: &mut [Case<'a>],
+    timeout: Timeout,
+    biased: bool,
+) -> Option<(Token, usize, *const u8)> {
+    if cases.is_empty() {
+        match timeout {
+            Timeout::Now => return None,
+            Timeout::Never => park_forever(),
+            Timeout::At(d) => {
+                sleep_until(d);
+                return None;
+            }
+        }
+    }
+    if !biased {
+        shuffle(cases);
+    }
+    let mut token = Token::default();
+    for &(h, i, p) in cases.iter() {
+        if h.try_select(&mut token) {
+            return Some((token, i, p));
+        }
+    }
+    loop {
+        let deadline = match timeout {
+            Timeout::Now => return None,
+            t => t.deadline(),
+        };
+        let cx = Context::new();
+        let mut sel = Selected::Waiting;
+        let mut registered = 0;
+        for case in cases.iter_mut() {
+            registered += 1;
+            let oper = Operation::hook(case);
+            if case.0.register(oper, &cx) {
+                sel = match cx.try_select(Selected::Aborted) {
+                    Ok(()) => Selected::Aborted,
+                    Err(s) => s,
+                };
+                break;
+            }
+            sel = cx.selected();
+            if sel != Selected::Waiting {
+                break;
+            }
+        }
+        if sel == Selected::Waiting {
+            sel = cx.wait_until(deadline, "select");
+        }
+        for case in cases.iter_mut().take(registered) {
+            let oper = Operation::hook(case);
+            case.0.unregister(oper);
+        }
+        if let Selected::Operation(o) = sel {
+            for case in cases.iter_mut() {
+                if Operation::hook(case) == o {
+                    if case.0.accept(&mut token, &cx) {
+                        return Some((token, case.1, case.2));
+                    }
+                    break;
+                }
+            }
+        }
+        for &(h, i, p) in cases.iter() {
+            if h.try_select(&mut token) {
+                return Some((token, i, p));
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+    }
+}
+
+/// Wait until some case is ready (without performing it).
+pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Timeout, biased: bool) -> Option<usize> {
+    if cases.is_empty() {
+        match timeout {
+            Timeout::Now => return None,
+            Timeout::Never => park_forever(),
+            Timeout::At(d) => {
+                sleep_until(d);
+                return None;
+            }
+        }
+    }
+    if !biased {
+        shuffle(cases);
+    }
+    loop {
+        for &(h, i, _) in cases.iter() {
+            if h.is_ready() {
+                return Some(i);
+            }
+        }
+        let deadline = match timeout {
+            Timeout::Now => return None,
+            t => t.deadline(),
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let cx = Context::new();
+        let mut sel = Selected::Waiting;
+        let mut registered = 0;
+        for case in cases.iter_mut() {
+            registered += 1;
+            let oper = Operation::hook(case);
+            if case.0.watch(oper, &cx) {
+                sel = match cx.try_select(Selected::Aborted) {
+                    Ok(()) => Selected::Aborted,
+                    Err(s) => s,
+                };
+                break;
+            }
+            sel = cx.selected();
+            if sel != Selected::Waiting {
+                break;
+            }
+        }
+        if sel == Selected::Waiting {
+            sel = cx.wait_until(deadline, "select");
+        }
+        for case in cases.iter_mut().take(registered) {
+            let oper = Operation::hook(case);
+            case.0.unwatch(oper);
+        }
+        if let Selected::Operation(o) = sel {
+            for case in cases.iter_mut() {
+                if Operation::hook(case) == o {
+                    return Some(case.1);
+                }
+            }
+        }
+    }
+}
+
+/// Inline room for this many cases before a `Select` allocates.
+const INLINE: usize = 8;
+
+/// Select over a set of operations known only at run time (crossbeam-channel's `Select`).
+///
+/// ```
+/// use goro::chan::{bounded, Select};
+///
+/// let (tx1, rx1) = bounded::<i32>(1);
+/// let (_tx2, rx2) = bounded::<i32>(1);
+/// tx1.send(7).unwrap();
+/// let mut sel = Select::new();
+/// let i1 = sel.recv(&rx1);
+/// let _i2 = sel.recv(&rx2);
+/// let oper = sel.select();
+/// assert_eq!(oper.index(), i1);
+/// assert_eq!(oper.recv(&rx1), Ok(7));
+/// ```
+pub struct Select<'a> {
+    inline: [Option<Case<'a>>; INLINE],
+    spill: Vec<Case<'a>>,
+    len: usize,
+    next_index: usize,
+    biased: bool,
+}
+
+// SAFETY: the raw pointers are only compared, never dereferenced; the handles are channel
+// ends, which are Sync.
+unsafe impl Send for Select<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Select<'_> {}
+
+impl<'a> Select<'a> {
+    /// An empty selection; ready cases are chosen uniformly at random.
+    pub fn new() -> Select<'a> {
+        Select {
+            inline: [None; INLINE],
+            spill: Vec::new(),
+            len: 0,
+            next_index: 0,
+            biased: false,
+        }
+    }
+
+    /// An empty selection that tries its cases in the order they were added.
+    pub fn new_biased() -> Select<'a> {
+        Select {
+            biased: true,
+            ..Select::new()
+        }
+    }
+
+    fn push(&mut self, case: Case<'a>) -> usize {
+        if self.len < INLINE && self.spill.is_empty() {
+            self.inline[self.len] = Some(case);
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend(
+                    self.inline
+                        .iter_mut()
+                        .take(self.len)
+                        .map(|c| c.take().unwrap()),
+                );
+            }
+            self.spill.push(case);
+        }
+        self.len += 1;
+        self.next_index += 1;
+        case.1
+    }
+
+    /// Add a receive case; returns its index.
+    pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
+        let i = self.next_index;
+        self.push((r, i, r as *const Receiver<T> as *const u8))
+    }
+
+    /// Add a send case; returns its index.
+    pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
+        let i = self.next_index;
+        self.push((s, i, s as *const Sender<T> as *const u8))
+    }
+
+    /// Remove the case with this index.
+    ///
+    /// # Panics
+    /// If no case has this index.
+    pub fn remove(&mut self, index: usize) {
+        assert!(
+            index < self.next_index,
+            "index out of bounds; {} >= {}",
+            index,
+            self.next_index
+        );
+        if self.spill.is_empty() {
+            let pos = self.inline[..self.len]
+                .iter()
+                .position(|c| c.is_some_and(|c| c.1 == index))
+                .expect("no operation with this index");
+            for k in pos..self.len - 1 {
+                self.inline[k] = self.inline[k + 1].take();
+            }
+            self.inline[self.len - 1] = None;
+        } else {
+            let pos = self
+                .spill
+                .iter()
+                .position(|c| c.1 == index)
+                .expect("no operation with this index");
+            self.spill.remove(pos);
+        }
+        self.len -= 1;
+    }
+
+    fn with_cases<R>(&mut self, f: impl FnOnce(&mut [Case<'a>], bool) -> R) -> R {
+        let biased = self.biased;
+        if !self.spill.is_empty() {
+            return f(&mut self.spill, biased);
+        }
+        let mut arr: [Case<'a>; INLINE] = [(&NOOP, 0, std::ptr::null()); INLINE];
+        for (dst, src) in arr.iter_mut().zip(self.inline.iter()).take(self.len) {
+            *dst = src.expect("inline case");
+        }
+        f(&mut arr[..self.len], biased)
+    }
+
+    fn run(&mut self, timeout: Timeout) -> Option<SelectedOperation<'a>> {
+        self.with_cases(|cases, biased| run_select(cases, timeout, biased))
+            .map(|(token, index, ptr)| SelectedOperation {
+                token,
+                index,
+                ptr,
+                completed: false,
+                _marker: PhantomData,
+            })
+    }
+
+    /// Perform one ready operation without blocking.
+    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
+        self.run(Timeout::Now).ok_or(TrySelectError)
+    }
+
+    /// Block until one operation can proceed and select it. With no cases, blocks forever.
+    pub fn select(&mut self) -> SelectedOperation<'a> {
+        self.run(Timeout::Never)
+            .expect("a selection without timeout always selects")
+    }
+
+    /// As [`select`](Self::select), waiting at most `timeout`.
+    pub fn select_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.run(Timeout::after(timeout)).ok_or(SelectTimeoutError)
+    }
+
+    /// As [`select`](Self::select), waiting until `deadline` at most.
+    pub fn select_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.run(Timeout::At(deadline)).ok_or(SelectTimeoutError)
+    }
+
+    /// The index of an operation that is ready now, without performing it.
+    pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
+        self.with_cases(|c, b| run_ready(c, Timeout::Now, b))
+            .ok_or(TryReadyError)
+    }
+
+    /// Block until some operation is ready and return its index (another thread may still
+    /// take it before you do: then retry).
+    pub fn ready(&mut self) -> usize {
+        self.with_cases(|c, b| run_ready(c, Timeout::Never, b))
+            .expect("a selection without timeout always selects")
+    }
+
+    /// As [`ready`](Self::ready), waiting at most `timeout`.
+    pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
+        self.with_cases(|c, b| run_ready(c, Timeout::after(timeout), b))
+            .ok_or(ReadyTimeoutError)
+    }
+
+    /// As [`ready`](Self::ready), waiting until `deadline` at most.
+    pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
+        self.with_cases(|c, b| run_ready(c, Timeout::At(deadline), b))
+            .ok_or(ReadyTimeoutError)
+    }
+}
+
+/// A placeholder handle for unused inline slots (never selected).
+struct Noop;
+
+impl SelectHandle for Noop {
+    fn try_select(&self, _: &mut Token) -> bool {
+        false
+    }
+    fn register(&self, _: Operation, _: &Context) -> bool {
+        false
+    }
+    fn unregister(&self, _: Operation) {}
+    fn accept(&self, _: &mut Token, _: &Context) -> bool {
+        false
+    }
+    fn is_ready(&self) -> bool {
+        false
+    }
+    fn watch(&self, _: Operation, _: &Context) -> bool {
+        false
+    }
+    fn unwatch(&self, _: Operation) {}
+}
+
+static NOOP: Noop = Noop;
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Select::new()
+    }
+}
+
+impl Clone for Select<'_> {
+    fn clone(&self) -> Self {
+        Select {
+            inline: self.inline,
+            spill: self.spill.clone(),
+            len: self.len,
+            next_index: self.next_index,
+            biased: self.biased,
+        }
+    }
+}
+
+impl fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Select { .. }")
+    }
+}
+
+/// The operation a selection chose; complete it with [`recv`](Self::recv) or
+/// [`send`](Self::send) on the same receiver/sender.
+#[must_use]
+pub struct SelectedOperation<'a> {
+    token: Token,
+    index: usize,
+    ptr: *const u8,
+    completed: bool,
+    _marker: PhantomData<&'a ()>,
+}
+
+impl SelectedOperation<'_> {
+    /// The index of the chosen case (as returned when it was added).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Complete a chosen send case.
+    ///
+    /// # Panics
+    /// If `s` is not the sender of the chosen case.
+    pub fn send<T>(mut self, s: &Sender<T>, msg: T) -> Result<(), SendError<T>> {
+        assert!(
+            s as *const Sender<T> as *const u8 == self.ptr,
+            "passed a sender that wasn't selected"
+        );
+        self.completed = true;
+        // SAFETY: the token comes from selecting a send on this very sender's channel.
+        unsafe { s.as_chan().write(&mut self.token, msg) }.map_err(SendError)
+    }
+
+    /// Complete a chosen receive case.
+    ///
+    /// # Panics
+    /// If `r` is not the receiver of the chosen case.
+    pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
+        assert!(
+            r as *const Receiver<T> as *const u8 == self.ptr,
+            "passed a receiver that wasn't selected"
+        );
+        self.completed = true;
+        // SAFETY: the token comes from selecting a receive on this very receiver's channel.
+        unsafe { r.as_chan().read(&mut self.token) }.map_err(|_| RecvError)
+    }
+}
+
+impl Drop for SelectedOperation<'_> {
+    fn drop(&mut self) {
+        if !self.completed && !std::thread::panicking() {
+            panic!("dropped `SelectedOperation` without completing the operation");
+        }
+    }
+}
+
+impl fmt::Debug for SelectedOperation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectedOperation")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wait until one of several channel operations can proceed, perform it, and run its arm
+/// (crossbeam-channel's syntax; Go's `select`).
+///
+/// ```
+/// use goro::chan::{bounded, after};
+/// use std::time::Duration;
+///
+/// let (tx, rx) = bounded::<i32>(1);
+/// tx.send(1).unwrap();
+/// goro::select! {
+///     recv(rx) -> msg => assert_eq!(msg, Ok(1)),
+///     recv(after(Duration::from_secs(1))) -> _ => panic!("timed out"),
+/// }
+/// ```
+///
+/// Cases: `recv(r) -> res => expr` (`res: Result<T, RecvError>`; a closed channel is ready and
+/// gives `Err`), `send(s, value) -> res => expr` (`value` is evaluated only if this case is
+/// chosen), and at most one `default => expr` (nothing ready: run it at once) or
+/// `default(timeout) => expr` (nothing became ready in time). Ready cases are chosen
+/// uniformly at random. An arm's body is an expression followed by `,`, or a block.
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__goro_select!(@parse (new) () $($tokens)*)
+    };
+}
+
+/// As [`select!`], but ready cases are tried in the order they are written.
+#[macro_export]
+macro_rules! select_biased {
+    ($($tokens:tt)*) => {
+        $crate::__goro_select!(@parse (new_biased) () $($tokens)*)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __goro_select {
+    // ---- parsing: normalise the cases into (kind (args) (pattern) (body)) groups ----
+    (@parse $ctor:tt ($($cases:tt)*)) => {
+        $crate::__goro_select!(@bind $ctor __goro_sel ($($cases)*))
+    };
+    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:block $($rest:tt)*) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($rest)*)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:block $($rest:tt)*) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($rest)*)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default => $body:block $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default => $body:block $($rest:tt)*) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($rest)*)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:block $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:block $($rest:tt)*) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($rest)*)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:expr $(, $($rest:tt)*)?) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($($rest)*)?)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) $($bad:tt)+) => {
+        ::core::compile_error!(concat!(
+            "invalid select! case near `", stringify!($($bad)+),
+            "`: expected `recv(r) -> res => body`, `send(s, v) -> res => body`, ",
+            "`default => body` or `default(timeout) => body`"
+        ))
+    };
+
+    // ---- binding: evaluate each channel expression once, register it, keep its index ----
+    (@bind ($ctor:ident) $sel:ident ($($cases:tt)*)) => {{
+        #[allow(unused_mut)]
+        let mut $sel = $crate::chan::Select::$ctor();
+        $crate::__goro_select!(@bind2 $sel ($($cases)*) ())
+    }};
+    (@bind2 $sel:ident () ($($bound:tt)*)) => {
+        $crate::__goro_select!(@run $sel () () $($bound)*)
+    };
+    (@bind2 $sel:ident ((recv ($r:expr) ($res:pat) ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
+        match &$r {
+            __goro_r => {
+                let __goro_r: &$crate::chan::Receiver<_> = __goro_r;
+                let __goro_i = $sel.recv(__goro_r);
+                $crate::__goro_select!(@bind2 $sel ($($cases)*)
+                    ($($bound)* (recv __goro_r __goro_i ($res) ($body))))
+            }
+        }
+    };
+    (@bind2 $sel:ident ((send ($s:expr, $v:expr) ($res:pat) ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
+        match &$s {
+            __goro_s => {
+                let __goro_s: &$crate::chan::Sender<_> = __goro_s;
+                let __goro_i = $sel.send(__goro_s);
+                $crate::__goro_select!(@bind2 $sel ($($cases)*)
+                    ($($bound)* (send __goro_s __goro_i ($v) ($res) ($body))))
+            }
+        }
+    };
+    (@bind2 $sel:ident ((default () () ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
+        $crate::__goro_select!(@bind2 $sel ($($cases)*) ($($bound)* (default ($body))))
+    };
+    (@bind2 $sel:ident ((default_timeout ($t:expr) () ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
+        $crate::__goro_select!(@bind2 $sel ($($cases)*) ($($bound)* (default_timeout ($t) ($body))))
+    };
+
+    // ---- run: split off the default case, then dispatch on the chosen index ----
+    (@run $sel:ident ($($ops:tt)*) ($($def:tt)*) (default ($body:expr)) $($rest:tt)*) => {
+        $crate::__goro_select!(@run $sel ($($ops)*) ($($def)* (now ($body))) $($rest)*)
+    };
+    (@run $sel:ident ($($ops:tt)*) ($($def:tt)*) (default_timeout ($t:expr) ($body:expr)) $($rest:tt)*) => {
+        $crate::__goro_select!(@run $sel ($($ops)*) ($($def)* (timeout ($t) ($body))) $($rest)*)
+    };
+    (@run $sel:ident ($($ops:tt)*) ($($def:tt)*) $op:tt $($rest:tt)*) => {
+        $crate::__goro_select!(@run $sel ($($ops)* $op) ($($def)*) $($rest)*)
+    };
+    (@run $sel:ident ($($ops:tt)*) ()) => {{
+        let __goro_oper = $sel.select();
+        $crate::__goro_select!(@dispatch __goro_oper $($ops)*)
+    }};
+    (@run $sel:ident ($($ops:tt)*) ((now ($body:expr)))) => {{
+        match $sel.try_select() {
+            ::core::result::Result::Ok(__goro_oper) => {
+                $crate::__goro_select!(@dispatch __goro_oper $($ops)*)
+            }
+            ::core::result::Result::Err(_) => { $body }
+        }
+    }};
+    (@run $sel:ident ($($ops:tt)*) ((timeout ($t:expr) ($body:expr)))) => {{
+        match $sel.select_timeout($t) {
+            ::core::result::Result::Ok(__goro_oper) => {
+                $crate::__goro_select!(@dispatch __goro_oper $($ops)*)
+            }
+            ::core::result::Result::Err(_) => { $body }
+        }
+    }};
+    (@run $sel:ident ($($ops:tt)*) ($($def:tt)+)) => {
+        ::core::compile_error!("select! takes at most one `default` case")
+    };
+
+    (@dispatch $oper:ident) => {{
+        let _ = $oper;
+        ::core::unreachable!("select!: no case selected")
+    }};
+    (@dispatch $oper:ident (recv $r:ident $i:ident ($res:pat) ($body:expr)) $($rest:tt)*) => {
+        if $oper.index() == $i {
+            let $res = $oper.recv($r);
+            $body
+        } else {
+            $crate::__goro_select!(@dispatch $oper $($rest)*)
+        }
+    };
+    (@dispatch $oper:ident (send $s:ident $i:ident ($v:expr) ($res:pat) ($body:expr)) $($rest:tt)*) => {
+        if $oper.index() == $i {
+            let $res = $oper.send($s, $v);
+            $body
+        } else {
+            $crate::__goro_select!(@dispatch $oper $($rest)*)
+        }
+    };
+}

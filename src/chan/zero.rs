@@ -1,0 +1,475 @@
+//! The rendezvous flavor, `bounded(0)` (Go's `make(chan T)`): a send completes only when a
+//! receiver takes the message, hand to hand.
+//!
+//! One short critical section per operation: a mutex guards the two waiter lists and the
+//! closed flag. A sender that finds a waiting receiver claims it (the waiter CAS, see
+//! `waiter`), leaves the lock, writes the message into the receiver's *packet* and unparks it;
+//! with no receiver waiting it registers its own packet (holding the message) and parks until
+//! a receiver takes it. Receivers mirror this.
+//!
+//! Packets: a blocking `send`/`recv` keeps its packet on its own stack; a blocked `select`
+//! case gets a heap packet, empty even for a send case (the value is evaluated only if the
+//! case is chosen). Who does what:
+//! - claimer receives from a stack packet: take the message, set `ready`, unpark the sender;
+//! - claimer receives from a heap (select send) packet: before the CAS, store its own unparker
+//!   in the packet; after, unpark the sender, park until `ready`, take the message, free it;
+//! - claimer sends: write the message, set `ready`, unpark the receiver (which frees a heap
+//!   packet itself);
+//! - a claimed blocking sender/receiver parks until `ready` (its stack packet is in use until
+//!   then); a claimed select send case writes its message, sets `ready`, unparks the waiter
+//!   stored in the packet.
+//!
+//! Invariants: a packet is touched by at most two parties, its owner and the claimer that won
+//! the CAS; `ready` is set last by whoever completes the hand-over, and a stack packet's
+//! owner does not return before `ready`; a heap packet is freed exactly once, by the receiving
+//! side after reading, or by `unregister` when nobody claimed it.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use super::waiter::{wait_flag, Context, Operation, Selected, Token, Waker};
+use crate::park::{self, Unparker};
+
+pub(crate) struct Packet<T> {
+    on_stack: bool,
+    ready: AtomicBool,
+    msg: UnsafeCell<Option<T>>,
+    /// Heap packets of select send cases: the receiver that claimed it, to wake once written.
+    waiter: UnsafeCell<Option<Unparker>>,
+}
+
+impl<T> Packet<T> {
+    fn on_stack(msg: Option<T>) -> Packet<T> {
+        Packet {
+            on_stack: true,
+            ready: AtomicBool::new(false),
+            msg: UnsafeCell::new(msg),
+            waiter: UnsafeCell::new(None),
+        }
+    }
+
+    fn on_heap() -> *mut Packet<T> {
+        Box::into_raw(Box::new(Packet {
+            on_stack: false,
+            ready: AtomicBool::new(false),
+            msg: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(None),
+        }))
+    }
+}
+
+struct Inner {
+    senders: Waker,
+    receivers: Waker,
+    closed: bool,
+}
+
+pub(crate) struct Channel<T> {
+    inner: Mutex<Inner>,
+    _marker: std::marker::PhantomData<T>,
+}
+
+// SAFETY: messages move between threads through packets, each owned by one party at a time.
+unsafe impl<T: Send> Send for Channel<T> {}
+// SAFETY: see above.
+unsafe impl<T: Send> Sync for Channel<T> {}
+
+impl<T> Channel<T> {
+    pub(crate) fn new() -> Channel<T> {
+        Channel {
+            inner: Mutex::new(Inner {
+                senders: Waker::new(),
+                receivers: Waker::new(),
+                closed: false,
+            }),
+            _marker: std::marker::PhantomData,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claim a waiting sender (under the lock). For a select send case, publish our unparker
+    /// in its packet first, so that it can wake us once it has written its message.
+    fn claim_sender(inner: &mut Inner, exclude: Option<&Context>) -> Option<(*mut (), Context)> {
+        let me = park::current();
+        let i = inner.senders.selectors.iter().position(|e| {
+            if exclude.is_some_and(|x| x.ptr_eq(&e.cx)) {
+                return false;
+            }
+            let p = e.packet as *mut Packet<T>;
+            // SAFETY: entries' packets are live while registered; `waiter` of a heap packet is
+            // only touched under this lock until the CAS below hands it to the sender.
+            unsafe {
+                if !(*p).on_stack {
+                    *(*p).waiter.get() = Some(me.clone());
+                }
+            }
+            e.cx.try_select(Selected::Operation(e.oper)).is_ok()
+        })?;
+        let e = inner.senders.selectors.remove(i);
+        e.cx.store_packet(e.packet);
+        Some((e.packet, e.cx))
+    }
+
+    fn claim_receiver(inner: &mut Inner, exclude: Option<&Context>) -> Option<(*mut (), Context)> {
+        let e = inner.receivers.try_select(exclude)?;
+        Some((e.packet, e.cx))
+    }
+
+    /// Complete a receive whose token came from claiming a sender or from being claimed.
+    ///
+    /// # Safety
+    /// `token` must come from a successful receive selection on this channel.
+    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
+        let p = token.zero.packet as *mut Packet<T>;
+        if p.is_null() {
+            return Err(());
+        }
+        match token.zero.partner.take() {
+            Some(sender) => {
+                // SAFETY: we won the CAS on the sender, so its packet is ours to complete.
+                let packet = unsafe { &*p };
+                if packet.on_stack {
+                    // SAFETY: the sender is parked until `ready`; its message is in place.
+                    let msg = unsafe { (*packet.msg.get()).take() };
+                    packet.ready.store(true, Ordering::Release);
+                    sender.unpark();
+                    Ok(msg.expect("goro: rendezvous packet without a message"))
+                } else {
+                    // A select send case: wake it so that it evaluates and writes its message.
+                    sender.unpark();
+                    wait_flag(&packet.ready, "chan receive");
+                    // SAFETY: `ready` is set: the message is written and the sender is done
+                    // with the packet, which is now ours to free.
+                    let msg = unsafe { (*packet.msg.get()).take() };
+                    // SAFETY: heap packets come from `Box::into_raw` and are freed once.
+                    drop(unsafe { Box::from_raw(p) });
+                    Ok(msg.expect("goro: rendezvous packet without a message"))
+                }
+            }
+            None => {
+                // We were claimed by a sender, which writes our packet and sets `ready`.
+                // SAFETY: our own packet, live until we return or free it.
+                let packet = unsafe { &*p };
+                wait_flag(&packet.ready, "chan receive");
+                // SAFETY: `ready`: the sender wrote the message and no longer touches it.
+                let msg = unsafe { (*packet.msg.get()).take() };
+                if !packet.on_stack {
+                    // SAFETY: heap packets come from `Box::into_raw` and are freed once.
+                    drop(unsafe { Box::from_raw(p) });
+                }
+                Ok(msg.expect("goro: rendezvous packet without a message"))
+            }
+        }
+    }
+
+    /// Complete a send whose token came from claiming a receiver or from being claimed.
+    ///
+    /// # Safety
+    /// `token` must come from a successful send selection on this channel.
+    pub(crate) unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
+        let p = token.zero.packet as *mut Packet<T>;
+        if p.is_null() {
+            return Err(msg);
+        }
+        match token.zero.partner.take() {
+            Some(receiver) => {
+                // SAFETY: we won the CAS on the receiver; it waits for `ready`.
+                unsafe {
+                    *(*p).msg.get() = Some(msg);
+                    (*p).ready.store(true, Ordering::Release);
+                }
+                receiver.unpark();
+            }
+            None => {
+                // We are a select send case a receiver claimed; it stored its unparker here
+                // before the CAS and waits for `ready`, then frees the packet.
+                // SAFETY: the packet is live until we set `ready`.
+                let waiter = unsafe { (*(*p).waiter.get()).take() };
+                // SAFETY: as above.
+                unsafe {
+                    *(*p).msg.get() = Some(msg);
+                    (*p).ready.store(true, Ordering::Release);
+                }
+                if let Some(w) = waiter {
+                    w.unpark();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let mut inner = self.lock();
+        if let Some((packet, cx)) = Self::claim_receiver(&mut inner, None) {
+            drop(inner);
+            let mut token = Token::default();
+            token.zero.packet = packet;
+            token.zero.partner = Some(cx);
+            // SAFETY: the token comes from claiming a receiver of this channel.
+            unsafe {
+                self.write(&mut token, msg)
+                    .map_err(TrySendError::Disconnected)
+            }
+        } else if inner.closed {
+            Err(TrySendError::Disconnected(msg))
+        } else {
+            Err(TrySendError::Full(msg))
+        }
+    }
+
+    pub(crate) fn send(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let mut token = Token::default();
+        let mut inner = self.lock();
+        if let Some((packet, cx)) = Self::claim_receiver(&mut inner, None) {
+            drop(inner);
+            token.zero.packet = packet;
+            token.zero.partner = Some(cx);
+            // SAFETY: the token comes from claiming a receiver of this channel.
+            return unsafe {
+                self.write(&mut token, msg)
+                    .map_err(SendTimeoutError::Disconnected)
+            };
+        }
+        if inner.closed {
+            return Err(SendTimeoutError::Disconnected(msg));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(SendTimeoutError::Timeout(msg));
+        }
+        let cx = Context::new();
+        let oper = Operation::hook(&mut token);
+        let packet = Packet::on_stack(Some(msg));
+        inner
+            .senders
+            .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
+        inner.receivers.notify();
+        drop(inner);
+        match cx.wait_until(deadline, "chan send") {
+            Selected::Aborted => {
+                self.lock()
+                    .senders
+                    .unregister(oper)
+                    .expect("goro: lost a waiter entry");
+                // SAFETY: nobody claimed the packet (our abort CAS won); it is ours again.
+                let msg = unsafe { (*packet.msg.get()).take() }.expect("message");
+                Err(SendTimeoutError::Timeout(msg))
+            }
+            Selected::Disconnected => {
+                self.lock()
+                    .senders
+                    .unregister(oper)
+                    .expect("goro: lost a waiter entry");
+                // SAFETY: as above.
+                let msg = unsafe { (*packet.msg.get()).take() }.expect("message");
+                Err(SendTimeoutError::Disconnected(msg))
+            }
+            Selected::Operation(_) => {
+                // A receiver claimed us and is taking the message: wait until it is done.
+                wait_flag(&packet.ready, "chan send");
+                Ok(())
+            }
+            Selected::Waiting => unreachable!(),
+        }
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut inner = self.lock();
+        if let Some((packet, cx)) = Self::claim_sender(&mut inner, None) {
+            drop(inner);
+            let mut token = Token::default();
+            token.zero.packet = packet;
+            token.zero.partner = Some(cx);
+            // SAFETY: the token comes from claiming a sender of this channel.
+            unsafe {
+                self.read(&mut token)
+                    .map_err(|_| TryRecvError::Disconnected)
+            }
+        } else if inner.closed {
+            Err(TryRecvError::Disconnected)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut token = Token::default();
+        let mut inner = self.lock();
+        if let Some((packet, cx)) = Self::claim_sender(&mut inner, None) {
+            drop(inner);
+            token.zero.packet = packet;
+            token.zero.partner = Some(cx);
+            // SAFETY: the token comes from claiming a sender of this channel.
+            return unsafe {
+                self.read(&mut token)
+                    .map_err(|_| RecvTimeoutError::Disconnected)
+            };
+        }
+        if inner.closed {
+            return Err(RecvTimeoutError::Disconnected);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        let cx = Context::new();
+        let oper = Operation::hook(&mut token);
+        let packet = Packet::<T>::on_stack(None);
+        inner
+            .receivers
+            .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
+        inner.senders.notify();
+        drop(inner);
+        match cx.wait_until(deadline, "chan receive") {
+            Selected::Aborted => {
+                self.lock()
+                    .receivers
+                    .unregister(oper)
+                    .expect("goro: lost a waiter entry");
+                Err(RecvTimeoutError::Timeout)
+            }
+            Selected::Disconnected => {
+                self.lock()
+                    .receivers
+                    .unregister(oper)
+                    .expect("goro: lost a waiter entry");
+                Err(RecvTimeoutError::Disconnected)
+            }
+            Selected::Operation(_) => {
+                wait_flag(&packet.ready, "chan receive");
+                // SAFETY: `ready`: the sender wrote the message and is done with the packet.
+                let msg = unsafe { (*packet.msg.get()).take() };
+                Ok(msg.expect("goro: rendezvous packet without a message"))
+            }
+            Selected::Waiting => unreachable!(),
+        }
+    }
+
+    pub(crate) fn disconnect(&self) -> bool {
+        let mut inner = self.lock();
+        if inner.closed {
+            return false;
+        }
+        inner.closed = true;
+        inner.senders.disconnect();
+        inner.receivers.disconnect();
+        true
+    }
+
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.lock().closed
+    }
+
+    // Select support.
+
+    pub(crate) fn sel_try_recv(&self, token: &mut Token, me: Option<&Context>) -> bool {
+        let mut inner = self.lock();
+        if let Some((packet, cx)) = Self::claim_sender(&mut inner, me) {
+            token.zero.packet = packet;
+            token.zero.partner = Some(cx);
+            true
+        } else if inner.closed {
+            token.zero.packet = std::ptr::null_mut();
+            token.zero.partner = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn sel_try_send(&self, token: &mut Token, me: Option<&Context>) -> bool {
+        let mut inner = self.lock();
+        if let Some((packet, cx)) = Self::claim_receiver(&mut inner, me) {
+            token.zero.packet = packet;
+            token.zero.partner = Some(cx);
+            true
+        } else if inner.closed {
+            token.zero.packet = std::ptr::null_mut();
+            token.zero.partner = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A claimed select case: its packet was published by the claimer.
+    pub(crate) fn accept(&self, token: &mut Token, cx: &Context) -> bool {
+        token.zero.packet = cx.wait_packet();
+        token.zero.partner = None;
+        true
+    }
+
+    pub(crate) fn register_recv(&self, oper: Operation, cx: &Context) -> bool {
+        let packet = Packet::<T>::on_heap();
+        let mut inner = self.lock();
+        inner
+            .receivers
+            .register_with_packet(oper, packet as *mut (), cx);
+        inner.senders.notify();
+        inner.senders.can_select(Some(cx)) || inner.closed
+    }
+
+    pub(crate) fn unregister_recv(&self, oper: Operation) {
+        let e = self.lock().receivers.unregister(oper);
+        if let Some(e) = e {
+            // SAFETY: nobody claimed the case, so its heap packet is still ours.
+            drop(unsafe { Box::from_raw(e.packet as *mut Packet<T>) });
+        }
+    }
+
+    pub(crate) fn register_send(&self, oper: Operation, cx: &Context) -> bool {
+        let packet = Packet::<T>::on_heap();
+        let mut inner = self.lock();
+        inner
+            .senders
+            .register_with_packet(oper, packet as *mut (), cx);
+        inner.receivers.notify();
+        inner.receivers.can_select(Some(cx)) || inner.closed
+    }
+
+    pub(crate) fn unregister_send(&self, oper: Operation) {
+        let e = self.lock().senders.unregister(oper);
+        if let Some(e) = e {
+            // SAFETY: nobody claimed the case, so its heap packet is still ours.
+            drop(unsafe { Box::from_raw(e.packet as *mut Packet<T>) });
+        }
+    }
+
+    pub(crate) fn is_recv_ready(&self) -> bool {
+        let inner = self.lock();
+        inner.senders.can_select(None) || inner.closed
+    }
+
+    pub(crate) fn is_send_ready(&self) -> bool {
+        let inner = self.lock();
+        inner.receivers.can_select(None) || inner.closed
+    }
+
+    pub(crate) fn watch_recv(&self, oper: Operation, cx: &Context) -> bool {
+        let mut inner = self.lock();
+        inner.receivers.watch(oper, cx);
+        inner.senders.can_select(Some(cx)) || inner.closed
+    }
+
+    pub(crate) fn unwatch_recv(&self, oper: Operation) {
+        self.lock().receivers.unwatch(oper);
+    }
+
+    pub(crate) fn watch_send(&self, oper: Operation, cx: &Context) -> bool {
+        let mut inner = self.lock();
+        inner.senders.watch(oper, cx);
+        inner.receivers.can_select(Some(cx)) || inner.closed
+    }
+
+    pub(crate) fn unwatch_send(&self, oper: Operation) {
+        self.lock().senders.unwatch(oper);
+    }
+}
