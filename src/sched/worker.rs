@@ -446,7 +446,9 @@ impl WorkerLocal {
         let cop = match n {
             Next::Fresh(co) => {
                 debug_assert_eq!(co.state.load(Ordering::Relaxed), FRESH);
-                self.start(&co);
+                if !self.start(&co) {
+                    return;
+                }
                 Arc::as_ptr(&co) // the registry holds it from now on
             }
             Next::Started(cop) => {
@@ -490,7 +492,28 @@ impl WorkerLocal {
         }
     }
 
-    fn start(&self, co: &CoRef) {
+    /// Prepare a fresh coroutine to run here. False if it could not start (no stack): it has
+    /// then been completed with an error and must not be resumed.
+    fn start(&self, co: &CoRef) -> bool {
+        // SAFETY: a fresh coroutine popped by us: we are its only user.
+        let inner = co.inner_ptr();
+        // SAFETY: as above.
+        if unsafe { (*inner).stack.is_none() } {
+            match crate::stack::allocate(co.stack_size) {
+                // SAFETY: as above.
+                Ok(s) => unsafe { (*inner).stack = Some(s) },
+                Err(e) => {
+                    crate::coroutine::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
+                    eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
+                    // SAFETY: as above; the body is run by nobody else.
+                    if let Some(body) = unsafe { (*inner).body.take() } {
+                        body.fail(crate::coroutine::JoinError::no_stack(&e));
+                    }
+                    co.state.store(DONE, Ordering::Release);
+                    return false;
+                }
+            }
+        }
         co.owner.store(self.shared.index, Ordering::Relaxed);
         let slot = self
             .shared
@@ -517,6 +540,7 @@ impl WorkerLocal {
             ));
             (*inner).ctx = Some(ctx);
         }
+        true
     }
 
     fn finish(&self, cop: *const Co) {
@@ -569,7 +593,8 @@ unsafe fn coroutine_entry(arg: *mut ()) {
             }
         }
         let guard = AbortOnUnwind;
-        body();
+        body.run();
+        drop(body);
         std::mem::forget(guard);
     }
 }
