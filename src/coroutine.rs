@@ -81,7 +81,7 @@ unsafe impl Sync for Co {}
 unsafe impl Send for Co {}
 
 /// A counted reference to a coroutine.
-pub(crate) type CoRef = Arc<Co>;
+pub(crate) use crate::coref::CoRef;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -94,7 +94,7 @@ impl Co {
         stack: Option<Stack>,
         body: Body,
     ) -> CoRef {
-        Arc::new(Co {
+        CoRef::new(Co {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
             state: AtomicU32::new(FRESH),

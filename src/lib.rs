@@ -10,6 +10,7 @@ pub mod __bench;
 pub(crate) mod arch;
 pub mod chan;
 pub mod context;
+mod coref;
 mod coroutine;
 pub(crate) mod park;
 pub mod runtime;

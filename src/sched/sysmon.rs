@@ -117,7 +117,7 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
             .is_ok()
     {
         // SAFETY: the CAS took ownership of this tagged `Arc::into_raw` pointer.
-        let co = unsafe { std::sync::Arc::from_raw((p as usize & !1) as *const Co) };
+        let co = unsafe { crate::coroutine::CoRef::from_raw((p as usize & !1) as *const Co) };
         r.global.push(co);
         moved += 1;
     }
