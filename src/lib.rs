@@ -8,6 +8,7 @@
 #[path = "bench_support.rs"]
 pub mod __bench;
 pub(crate) mod arch;
+mod blocking;
 pub mod chan;
 pub mod context;
 mod coref;
@@ -20,6 +21,7 @@ pub(crate) mod stack;
 pub mod sync;
 pub mod time;
 
+pub use blocking::blocking;
 #[doc(hidden)]
 pub use coroutine::__private;
 pub use coroutine::{goexit, spawn, Builder, JoinError, JoinHandle};
