@@ -34,10 +34,10 @@ fn set_fp_control(mxcsr: u32, cw: u16) {
 }
 
 macro_rules! backend_tests {
-    ($modname:ident, $ctx:path) => {
+    ($modname:ident, $ctx:ty) => {
         mod $modname {
             use std::hint::black_box;
-            use $ctx as Context;
+            type Context = $ctx;
 
             use crate::stack::{allocate, round_stack_size, Stack};
 
@@ -131,14 +131,17 @@ macro_rules! backend_tests {
                 let st = stack(256 * 1024);
                 let mut s = new_shared(&st, entry, (0u32, 0u64));
                 let mut rounds = 0;
+                let mut low = usize::MAX;
                 while !resume(&mut s) {
+                    low = low.min(s.ctx.as_ref().unwrap().suspended_sp());
                     rounds += 1;
                     s.data.0 = (rounds % 200) as u32;
                 }
                 assert_eq!(rounds, 1000);
                 assert_eq!(s.data.1, 1000);
-                let low = s.ctx.as_ref().unwrap().lowest_sp();
-                assert!(low >= st.bottom() && low < st.top() - 4096, "{low:#x}");
+                assert_eq!(s.ctx.as_ref().unwrap().suspended_sp(), usize::MAX);
+                // 199 frames of >128 bytes deep: well below the top pages.
+                assert!(low >= st.bottom() && low < st.top() - 16 * 1024, "{low:#x}");
             }
 
             #[test]
@@ -261,14 +264,17 @@ macro_rules! backend_tests {
 }
 
 #[cfg(goro_asm_available)]
-backend_tests!(asm, crate::arch::x86_64::Context);
+backend_tests!(asm, crate::arch::x86_64::RawContext<false>);
+#[cfg(goro_asm_available)]
+backend_tests!(asm_fp, crate::arch::x86_64::RawContext<true>);
 backend_tests!(corosensei, crate::arch::corosensei::Context);
 
-/// The asm backend keeps each context's FP control state (corosensei does not save it).
+/// The asm backend's `_fp` variant keeps each context's FP control state (corosensei does
+/// not save it, nor does the default variant: see asm/x86_64.S).
 #[cfg(goro_asm_available)]
 #[test]
-fn asm_preserves_fp_control_state() {
-    use crate::arch::x86_64::Context;
+fn asm_fp_variant_preserves_fp_control_state() {
+    type Context = crate::arch::x86_64::RawContext<true>;
     use crate::stack::{allocate, round_stack_size};
 
     const DEFAULT: (u32, u16) = (0x1F80, 0x037F);
@@ -280,14 +286,14 @@ fn asm_preserves_fp_control_state() {
     unsafe fn entry(arg: *mut ()) {
         // SAFETY: see above.
         let s = unsafe { &mut *arg.cast::<Sh>() };
-        // A fresh coroutine starts with the ABI default, whatever its resumer runs with.
-        s.seen.push(super::tests::fp_control());
+        // A fresh coroutine starts with its creator's state, whatever its resumer runs with.
+        s.seen.push(fp_control());
         // Round toward zero, flush-to-zero; x87 53-bit precision.
-        super::tests::set_fp_control(0x7F80 | 0x8000, 0x027F);
+        set_fp_control(0x7F80 | 0x8000, 0x027F);
         for _ in 0..3 {
             // SAFETY: on the coroutine while it runs.
             unsafe { s.ctx.as_mut().unwrap().suspend() };
-            s.seen.push(super::tests::fp_control());
+            s.seen.push(fp_control());
         }
         let x = std::hint::black_box(1.0f64) / std::hint::black_box(10.0f64);
         // Toward zero: the last bit is rounded down (to nearest it rounds up).
@@ -324,4 +330,49 @@ fn asm_preserves_fp_control_state() {
     for &v in &s.seen[1..] {
         assert_eq!(v, (0xFF80, 0x027F));
     }
+}
+
+/// The default asm variant leaves the FP control state alone: a coroutine inherits its
+/// resumer's, and one that restores what it changed before switching affects nobody.
+#[cfg(goro_asm_available)]
+#[test]
+fn asm_default_variant_inherits_fp_control_state() {
+    type Context = crate::arch::x86_64::RawContext<false>;
+    use crate::stack::{allocate, round_stack_size};
+
+    struct Sh {
+        ctx: Option<Context>,
+        seen: Vec<(u32, u16)>,
+    }
+    // SAFETY (entry): `arg` is the Sh running it.
+    unsafe fn entry(arg: *mut ()) {
+        // SAFETY: see above.
+        let s = unsafe { &mut *arg.cast::<Sh>() };
+        s.seen.push(fp_control());
+        let before = fp_control();
+        set_fp_control(0x7F80, 0x027F);
+        s.seen.push(fp_control());
+        set_fp_control(before.0, before.1);
+        // SAFETY: on the coroutine while it runs.
+        unsafe { s.ctx.as_mut().unwrap().suspend() };
+        s.seen.push(fp_control());
+    }
+    let saved = fp_control();
+    let st = allocate(round_stack_size(64 * 1024).unwrap()).unwrap();
+    let mut s = Box::new(Sh {
+        ctx: None,
+        seen: vec![],
+    });
+    let arg = std::ptr::addr_of_mut!(*s).cast::<()>();
+    // SAFETY: `st` outlives `s`; entry does not unwind unless the test fails.
+    s.ctx = Some(unsafe { Context::new(&st, entry, arg) });
+    set_fp_control(0x5F80, 0x037F);
+    // SAFETY: boxed, this thread only.
+    assert!(!unsafe { s.ctx.as_mut().unwrap().resume() });
+    assert_eq!(fp_control(), (0x5F80, 0x037F));
+    set_fp_control(saved.0, saved.1);
+    // SAFETY: as above.
+    assert!(unsafe { s.ctx.as_mut().unwrap().resume() });
+    assert_eq!(fp_control(), saved);
+    assert_eq!(s.seen, [(0x5F80, 0x037F), (0x7F80, 0x027F), saved]);
 }

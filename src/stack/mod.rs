@@ -39,8 +39,8 @@
 //! on the part below those top bytes when it is dropped, so pooled stacks cost about
 //! `KEEP` of RSS at most. Knowing whether it grew must not cost a syscall per shallow
 //! stack, so it is based on a low-water mark: [`Stack::note_sp`] records the lowest stack
-//! pointer the owner saw (the scheduler reports the context's deepest suspension point,
-//! `Context::lowest_sp`, when the coroutine finishes). Depth reached *between* suspension
+//! pointer the owner saw (the scheduler reports `Context::suspended_sp()` after each
+//! `resume` that suspended: the depth of every suspension point). Depth reached *between* suspension
 //! points and unwound before the next one is not seen; such a stack keeps its pages while
 //! pooled (they are reused as-is by the next coroutine); [`trim_pool`] releases them in
 //! the background. This is a memory policy only: correctness never depends on it.
@@ -140,7 +140,7 @@ impl Stack {
     }
 
     /// Report that something ran on this stack with its stack pointer at `sp` (typically
-    /// `Context::lowest_sp()` when the coroutine finishes). Decides whether the stack is
+    /// `Context::suspended_sp()` after a `resume` that returned `false`). Decides whether the stack is
     /// shrunk when dropped; see the module docs. Values outside the stack are ignored.
     pub(crate) fn note_sp(&self, sp: usize) {
         if sp >= self.bottom && sp < self.low_water.get() {
