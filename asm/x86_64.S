@@ -23,7 +23,9 @@
 // its thread. So at every switch both sides already run with their thread's
 // FP control state, which the default variant (no suffix) leaves untouched; a
 // fresh coroutine inherits it from its first resumer, as a thread inherits it
-// from its creator. The "_fp" variants save and restore both control words on
+// from its creator, and its trampoline puts it back when the coroutine ends, so
+// what a coroutine does to it never outlives the coroutine (two reads per
+// coroutine, none per switch). The "_fp" variants save and restore both control words on
 // every switch (loading them only when they differ from the current ones,
 // since ldmxcsr/fldcw are the slow part on other cores) for code that holds a
 // non-default mode across a switch; building with `GORO_PRESERVE_FP=1` in the
@@ -209,10 +211,33 @@ goro_trampoline\sfx:
     mov rax, [rsp]
     mov rdi, [rsp + 8]
     mov rsi, [rsp + 16]
+.if \fp
     call rax
     mov qword ptr [rbx + 8], 0
-.if \fp
     GORO_READ_FP
+.else
+    // Keep the FP control state we started with (our first resumer's, which is
+    // our thread's) and put it back at the end if the coroutine left a
+    // different one behind: whatever a coroutine does to it never outlives the
+    // coroutine. Two reads per coroutine, none per switch. rsp stays 16-aligned.
+    sub rsp, 16
+    stmxcsr [rsp]
+    fnstcw [rsp + 4]
+    call rax
+    mov qword ptr [rbx + 8], 0
+    stmxcsr [rsp + 8]
+    mov ecx, [rsp + 8]
+    xor ecx, [rsp]
+    test ecx, 0xFFC0
+    jz 3f
+    ldmxcsr [rsp]
+3:
+    fnstcw [rsp + 8]
+    movzx ecx, word ptr [rsp + 8]
+    cmp cx, word ptr [rsp + 4]
+    je 4f
+    fldcw [rsp + 4]
+4:
 .endif
     mov eax, 1
     mov rsp, [rbx]

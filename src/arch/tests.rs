@@ -370,9 +370,33 @@ fn asm_default_variant_inherits_fp_control_state() {
     // SAFETY: boxed, this thread only.
     assert!(!unsafe { s.ctx.as_mut().unwrap().resume() });
     assert_eq!(fp_control(), (0x5F80, 0x037F));
-    set_fp_control(saved.0, saved.1);
     // SAFETY: as above.
     assert!(unsafe { s.ctx.as_mut().unwrap().resume() });
+    assert_eq!(fp_control(), (0x5F80, 0x037F));
+    set_fp_control(saved.0, saved.1);
+    assert_eq!(
+        s.seen,
+        [(0x5F80, 0x037F), (0x7F80, 0x027F), (0x5F80, 0x037F)]
+    );
+}
+
+/// The default asm variant's trampoline restores the thread's FP control state when a
+/// coroutine ends, whatever the coroutine left behind.
+#[cfg(goro_asm_available)]
+#[test]
+fn asm_default_variant_restores_fp_control_state_at_the_end() {
+    type Context = crate::arch::x86_64::RawContext<false>;
+    use crate::stack::{allocate, round_stack_size};
+
+    // SAFETY (entry): no argument used.
+    unsafe fn entry(_: *mut ()) {
+        set_fp_control(0x7F80 | 0x8000, 0x027F);
+    }
+    let saved = fp_control();
+    let st = allocate(round_stack_size(32 * 1024).unwrap()).unwrap();
+    // SAFETY: `st` outlives the context; entry does not unwind.
+    let mut c = unsafe { Context::new(&st, entry, std::ptr::null_mut()) };
+    // SAFETY: fresh context, this thread.
+    assert!(unsafe { c.resume() });
     assert_eq!(fp_control(), saved);
-    assert_eq!(s.seen, [(0x5F80, 0x037F), (0x7F80, 0x027F), saved]);
 }
