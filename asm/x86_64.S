@@ -20,17 +20,19 @@
 // environment to be unchanged whenever Rust code runs (inline asm and foreign
 // code must restore it before returning to Rust), every switch happens inside
 // Rust code (`Context::resume`/`suspend`), and a started coroutine never leaves
-// its thread. So at every switch both sides already run with their thread's
-// FP control state, which the default variant (no suffix) leaves untouched; a
-// fresh coroutine inherits it from its first resumer, as a thread inherits it
-// from its creator, and its trampoline puts it back when the coroutine ends, so
-// what a coroutine does to it never outlives the coroutine (two reads per
-// coroutine, none per switch). The "_fp" variants save and restore both control words on
-// every switch (loading them only when they differ from the current ones,
-// since ldmxcsr/fldcw are the slow part on other cores) for code that holds a
-// non-default mode across a switch; building with `GORO_PRESERVE_FP=1` in the
-// environment selects them (a compile-time choice: a run-time flag tested on
-// every switch measurably slowed the round trip).
+// its thread. So at every switch both sides already run with their thread's FP
+// control state, which the default variant (no suffix) leaves untouched. A
+// fresh coroutine inherits it from its first resumer (as a thread inherits it
+// from its creator), and its trampoline puts it back when the coroutine ends,
+// so whatever a coroutine does to it never outlives the coroutine: two reads
+// per coroutine, none per switch.
+//
+// The "_fp" variants save and restore both control words on every switch
+// (loading them only when they differ from the current ones, since
+// ldmxcsr/fldcw are the slow part on other cores), for code that holds a
+// non-default mode across a switch. Building with `GORO_PRESERVE_FP=1` in the
+// environment selects them; it is a compile-time choice because a run-time
+// flag tested on every switch measurably slowed the round trip.
 //
 // RETURN PREDICTION
 //
@@ -69,8 +71,10 @@
 //                                       top - 64  MXCSR | x87 CW (the creator's)
 //
 // The first resume pops the frame and jumps to the trampoline with
-// rsp = top - 32 (16-aligned, so its `call` enters the shim with rsp = 8 mod 16
-// as the ABI requires) and rdi = &context.parent_sp (goro_resume*'s argument).
+// rsp = top - 32 and rdi = &context.parent_sp (goro_resume*'s argument). The
+// trampoline calls the shim with rsp 16-aligned (top - 32, or top - 48 in the
+// default variant, which keeps its starting FP control state in 16 bytes of
+// scratch), so the shim starts with rsp = 8 mod 16 as the ABI requires.
 
     .text
 

@@ -55,6 +55,10 @@ pub(crate) struct Context {
 // contract forbids resuming it on another thread than the first.
 unsafe impl Send for Context {}
 
+// SAFETY: the only `&self` methods read plain state (`done()`, a saved address); the
+// yielder pointer is only dereferenced through `&mut self` on the coroutine itself.
+unsafe impl Sync for Context {}
+
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")

@@ -400,3 +400,12 @@ fn asm_default_variant_restores_fp_control_state_at_the_end() {
     assert!(unsafe { c.resume() });
     assert_eq!(fp_control(), saved);
 }
+
+/// The scheduler keeps contexts and stacks in shared control blocks.
+#[test]
+fn context_and_stack_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<crate::arch::Context>();
+    check::<crate::arch::corosensei::Context>();
+    check::<crate::stack::Stack>();
+}

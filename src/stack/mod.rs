@@ -67,7 +67,6 @@
 pub(crate) mod overflow;
 mod pool;
 
-use std::cell::Cell;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -107,7 +106,7 @@ pub(crate) fn guard_size() -> usize {
 
 /// One coroutine stack: `[bottom, top)` usable, a guard below `bottom`.
 ///
-/// `Send` (it is plain memory); dropping it returns the memory to this thread's cache (or
+/// `Send + Sync` (it is plain memory); dropping it returns the memory to this thread's cache (or
 /// the global pool). It must not be dropped while anything still runs on it or points into
 /// it.
 #[derive(Debug)]
@@ -115,7 +114,8 @@ pub(crate) struct Stack {
     bottom: usize,
     size: usize,
     /// Lowest stack pointer reported through [`Stack::note_sp`]; `usize::MAX` if none.
-    low_water: Cell<usize>,
+    /// (Atomic only so that `Stack` is `Sync`; relaxed accesses cost what a `Cell` does.)
+    low_water: AtomicUsize,
 }
 
 impl Stack {
@@ -143,14 +143,14 @@ impl Stack {
     /// `Context::suspended_sp()` after a `resume` that returned `false`). Decides whether the stack is
     /// shrunk when dropped; see the module docs. Values outside the stack are ignored.
     pub(crate) fn note_sp(&self, sp: usize) {
-        if sp >= self.bottom && sp < self.low_water.get() {
-            self.low_water.set(sp);
+        if sp >= self.bottom && sp < self.low_water.load(Ordering::Relaxed) {
+            self.low_water.store(sp, Ordering::Relaxed);
         }
     }
 
     /// Whether the low-water mark says the stack was used below its top [`KEEP`] bytes.
     fn grew(&self) -> bool {
-        self.low_water.get() < self.top().saturating_sub(KEEP)
+        self.low_water.load(Ordering::Relaxed) < self.top().saturating_sub(KEEP)
     }
 }
 
@@ -247,7 +247,7 @@ pub(crate) fn allocate(size: usize) -> io::Result<Stack> {
     Ok(Stack {
         bottom,
         size,
-        low_water: Cell::new(usize::MAX),
+        low_water: AtomicUsize::new(usize::MAX),
     })
 }
 

@@ -129,7 +129,7 @@ fn thousands_distinct_aligned_non_overlapping_and_reused() {
         drop(Stack {
             bottom: b,
             size,
-            low_water: Cell::new(usize::MAX),
+            low_water: AtomicUsize::new(usize::MAX),
         });
     }
 }
