@@ -52,6 +52,13 @@
 //! `/proc/self/status`). With 1 MiB stacks side by side that is about 2 KiB of page tables
 //! per stack, on top of the ~4 KiB page the stack itself touches. Smaller stacks (via
 //! `GORO_STACK_SIZE` or `Builder::stack_size`) pack more stacks per page-table page.
+//! Installing a guard populates the page table of its 2 MiB region at once, so these
+//! page tables are paid when a stack is first carved, not when it is first touched.
+//! Measured (Linux 6.18, `million_default_stacks_report`): one million 1 MiB stacks
+//! with their top page touched took 2 mappings (adjacent slabs merge), 2.13 KiB of
+//! `VmPTE` and 4.02 KiB of RSS per stack; carving a fresh stack costs one `madvise`
+//! (3 us at 100k stacks, 7 us at 1M in this VM, mostly page-table population), taking
+//! a pooled one costs no syscall.
 //!
 //! # Invariants
 //!
