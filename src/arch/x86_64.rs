@@ -10,7 +10,8 @@
 //! FP control state (MXCSR, x87 control word): by default a switch leaves it alone, which
 //! preserves it for every program that follows Rust's rule that Rust code runs with an
 //! unchanged FP environment (the `.S` file explains why, and why reading MXCSR on every
-//! switch is not affordable). Built with `GORO_PRESERVE_FP=1` in the environment,
+//! switch is not affordable); a coroutine inherits its first resumer's, and the trampoline
+//! restores that when the coroutine ends. Built with `GORO_PRESERVE_FP=1` in the environment,
 //! [`Context`] is `RawContext<true>`, which uses the `_fp` routines: they save and restore
 //! both control words on every switch.
 //!
