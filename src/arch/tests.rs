@@ -232,6 +232,77 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn live_registers_survive_switches_on_both_sides() {
+                // Many values live across every switch, on both sides, so that the
+                // compiler keeps some in callee-saved registers (rbx, rbp, r12-r15).
+                // SAFETY (entry): `arg` is the Shared<u64> running it.
+                unsafe fn entry(arg: *mut ()) {
+                    // SAFETY: see above.
+                    let s = unsafe { shared::<u64>(arg) };
+                    let mut v = [0u64; 12];
+                    for (i, x) in v.iter_mut().enumerate() {
+                        *x = black_box(i as u64 * 7 + 1);
+                    }
+                    let (mut a, mut b, mut c, mut d, mut e, mut f) =
+                        (v[0], v[1], v[2], v[3], v[4], v[5]);
+                    let (mut g, mut h, mut i, mut j, mut k, mut l) =
+                        (v[6], v[7], v[8], v[9], v[10], v[11]);
+                    for _ in 0..1000 {
+                        suspend(s);
+                        a += 1;
+                        b += 2;
+                        c += 3;
+                        d += 4;
+                        e += 5;
+                        f += 6;
+                        g += 7;
+                        h += 8;
+                        i += 9;
+                        j += 10;
+                        k += 11;
+                        l += 12;
+                    }
+                    s.data = a
+                        ^ b.rotate_left(5)
+                        ^ c.rotate_left(10)
+                        ^ d.rotate_left(15)
+                        ^ e.rotate_left(20)
+                        ^ f.rotate_left(25)
+                        ^ g.rotate_left(30)
+                        ^ h.rotate_left(35)
+                        ^ i.rotate_left(40)
+                        ^ j.rotate_left(45)
+                        ^ k.rotate_left(50)
+                        ^ l.rotate_left(55);
+                }
+                let expect = {
+                    let v: Vec<u64> = (0..12).map(|i| i * 7 + 1 + 1000 * (i + 1)).collect();
+                    v.iter()
+                        .enumerate()
+                        .fold(0, |acc, (n, x)| acc ^ x.rotate_left(5 * n as u32))
+                };
+                let st = stack(64 * 1024);
+                let mut s = new_shared(&st, entry, 0u64);
+                let mut w = [0u64; 10];
+                for (n, x) in w.iter_mut().enumerate() {
+                    *x = black_box(n as u64 + 100);
+                }
+                let (mut p, mut q, mut r, mut t, mut u) = (w[0], w[1], w[2], w[3], w[4]);
+                let mut rounds = 0u64;
+                while !resume(&mut s) {
+                    p += 1;
+                    q += 2;
+                    r += 3;
+                    t += 4;
+                    u += 5;
+                    rounds += 1;
+                }
+                assert_eq!(rounds, 1000);
+                assert_eq!(s.data, expect);
+                assert_eq!((p, q, r, t, u), (1100, 2101, 3102, 4103, 5104));
+            }
+
+            #[test]
             fn many_coroutines_interleaved() {
                 // SAFETY (entry): `arg` is the Shared<u64> running it.
                 unsafe fn entry(arg: *mut ()) {
