@@ -6,6 +6,9 @@
 //! * `goro_asm`: that assembly is the backend `arch::Context` uses — when it is available
 //!   and the cargo feature `corosensei` (which forces the portable backend) is off.
 //!
+//! * `goro_preserve_fp`: `GORO_PRESERVE_FP=1` was set for the build: the asm backend's
+//!   `Context` saves and restores the FP control state on every switch (see asm/x86_64.S).
+//!
 //! Everywhere else `arch::Context` is the corosensei backend.
 use std::env;
 
@@ -14,6 +17,14 @@ fn main() {
     println!("cargo:rerun-if-changed=asm");
     println!("cargo:rustc-check-cfg=cfg(goro_asm)");
     println!("cargo:rustc-check-cfg=cfg(goro_asm_available)");
+    println!("cargo:rustc-check-cfg=cfg(goro_preserve_fp)");
+    println!("cargo:rerun-if-env-changed=GORO_PRESERVE_FP");
+    if matches!(
+        env::var("GORO_PRESERVE_FP").as_deref(),
+        Ok("1" | "true" | "yes" | "on")
+    ) {
+        println!("cargo:rustc-cfg=goro_preserve_fp");
+    }
 
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();

@@ -9,8 +9,11 @@ use std::io;
 /// A context-switch backend to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// goro's own assembly (x86_64 System V ELF only).
+    /// goro's own assembly (x86_64 System V ELF only), default variant.
     Asm,
+    /// goro's own assembly, variant that saves the FP control state on every switch
+    /// (what a build with `GORO_PRESERVE_FP=1` uses).
+    AsmFp,
     /// corosensei.
     Corosensei,
 }
@@ -19,7 +22,7 @@ impl Backend {
     /// Backends that exist on this target.
     pub fn available() -> &'static [Backend] {
         #[cfg(goro_asm_available)]
-        return &[Backend::Asm, Backend::Corosensei];
+        return &[Backend::Asm, Backend::AsmFp, Backend::Corosensei];
         #[cfg(not(goro_asm_available))]
         return &[Backend::Corosensei];
     }
@@ -32,7 +35,9 @@ impl Backend {
 
 enum Ctx {
     #[cfg(goro_asm_available)]
-    Asm(crate::arch::x86_64::Context),
+    Asm(crate::arch::x86_64::RawContext<false>),
+    #[cfg(goro_asm_available)]
+    AsmFp(crate::arch::x86_64::RawContext<true>),
     Corosensei(crate::arch::corosensei::Context),
 }
 
@@ -63,6 +68,8 @@ unsafe fn spin(arg: *mut ()) {
             match (*inner).ctx.as_mut().unwrap_unchecked() {
                 #[cfg(goro_asm_available)]
                 Ctx::Asm(c) => c.suspend(),
+                #[cfg(goro_asm_available)]
+                Ctx::AsmFp(c) => c.suspend(),
                 Ctx::Corosensei(c) => c.suspend(),
             }
         }
@@ -82,9 +89,13 @@ impl PingPong {
         let ctx = unsafe {
             match backend {
                 #[cfg(goro_asm_available)]
-                Backend::Asm => Ctx::Asm(crate::arch::x86_64::Context::new(stack, spin, arg)),
+                Backend::Asm => Ctx::Asm(crate::arch::x86_64::RawContext::new(stack, spin, arg)),
+                #[cfg(goro_asm_available)]
+                Backend::AsmFp => {
+                    Ctx::AsmFp(crate::arch::x86_64::RawContext::new(stack, spin, arg))
+                }
                 #[cfg(not(goro_asm_available))]
-                Backend::Asm => {
+                Backend::Asm | Backend::AsmFp => {
                     return Err(io::Error::new(
                         io::ErrorKind::Unsupported,
                         "no asm backend on this target",
@@ -111,6 +122,8 @@ impl PingPong {
             match self.inner.ctx.as_mut().unwrap_unchecked() {
                 #[cfg(goro_asm_available)]
                 Ctx::Asm(c) => c.resume(),
+                #[cfg(goro_asm_available)]
+                Ctx::AsmFp(c) => c.resume(),
                 Ctx::Corosensei(c) => c.resume(),
             }
         };

@@ -146,10 +146,6 @@ impl CoRef {
             std::process::abort(); // as Arc does: a count this high is a leak run wild
         }
     }
-
-    pub(crate) fn ptr_eq(a: &CoRef, b: &CoRef) -> bool {
-        a.0 == b.0
-    }
 }
 
 impl Clone for CoRef {

@@ -88,6 +88,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 impl Co {
     /// A fresh coroutine. `stack` is `None` when it is taken lazily at the first run
     /// (`spawn`), `Some` when it was reserved up front (`Builder::spawn`).
+    #[allow(clippy::new_ret_no_self)] // a control block only ever lives behind a CoRef
     pub(crate) fn new(
         name: Option<Box<str>>,
         stack_size: usize,

@@ -55,15 +55,6 @@ impl Unparker {
         }
     }
 
-    /// Whether both handles wake the same coroutine or thread.
-    pub(crate) fn same_target(&self, other: &Unparker) -> bool {
-        match (&self.target, &other.target) {
-            (Target::Coroutine(a), Target::Coroutine(b)) => sched::CoRef::ptr_eq(a, b),
-            (Target::Thread(a), Target::Thread(b)) => a.id() == b.id(),
-            _ => false,
-        }
-    }
-
     /// Whether the target is a coroutine (as opposed to a plain thread).
     #[allow(dead_code)]
     pub(crate) fn is_coroutine(&self) -> bool {
@@ -99,7 +90,7 @@ pub(crate) fn park(reason: WaitReason) {
     if sched::in_coroutine() {
         sched::park_current(reason, None);
     } else {
-        sched::thread_blocked(reason, || std::thread::park());
+        sched::thread_blocked(reason, std::thread::park);
     }
 }
 

@@ -36,7 +36,7 @@ pub fn gomaxprocs(n: usize) -> usize {
                 crate::sched::set_desired_procs(n);
                 if let Some(r) = sched::rt_if_started() {
                     // Started concurrently: apply it for real.
-                    return apply(r, n).max(prev.min(0)).max(prev);
+                    return apply(r, n);
                 }
             }
             prev

@@ -46,7 +46,7 @@ fn grow_shrink_and_count() {
         .map(|_| {
             let rx = rx.clone();
             goro::spawn(move || {
-                let _ = goro::sleep(Duration::from_millis(20));
+                goro::sleep(Duration::from_millis(20));
                 drop(rx);
             })
         })

@@ -17,6 +17,7 @@ use coro::{Coroutine, CoroutineResult, Yielder};
 use crate::stack::Stack;
 
 /// Name of this backend.
+#[cfg_attr(goro_asm, allow(dead_code))]
 pub(crate) const BACKEND: &str = "corosensei";
 
 /// The address range of one of our stacks, as corosensei wants it.
@@ -46,13 +47,18 @@ type Y = Yielder<Input, ()>;
 pub(crate) struct Context {
     coro: Coroutine<Input, (), (), Bounds>,
     yielder: *const Y,
-    lowest_sp: usize,
+    /// About where the stack pointer was at the latest suspension (`usize::MAX`: none).
+    suspended_sp: usize,
 }
 
 // SAFETY: before the first resume a context holds only the entry fn pointer and its
 // argument (which the `new` contract makes sendable) and plain addresses; after it, the
 // contract forbids resuming it on another thread than the first.
 unsafe impl Send for Context {}
+
+// SAFETY: the only `&self` methods read plain state (`done()`, a saved address); the
+// yielder pointer is only dereferenced through `&mut self` on the coroutine itself.
+unsafe impl Sync for Context {}
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,7 +97,7 @@ impl Context {
         Context {
             coro,
             yielder: std::ptr::null(),
-            lowest_sp: usize::MAX,
+            suspended_sp: usize::MAX,
         }
     }
 
@@ -117,10 +123,7 @@ impl Context {
     #[inline]
     pub(crate) unsafe fn suspend(&mut self) {
         let marker = 0u8;
-        let sp = std::ptr::addr_of!(marker) as usize;
-        if sp < self.lowest_sp {
-            self.lowest_sp = sp;
-        }
+        self.suspended_sp = std::ptr::addr_of!(marker) as usize;
         debug_assert!(!self.yielder.is_null(), "suspend outside the coroutine");
         // SAFETY: we run on this coroutine (contract), so it was resumed and its body
         // stored the yielder, which lives on this very stack.
@@ -128,14 +131,20 @@ impl Context {
     }
 
     /// Whether the entry function has returned.
+    #[cfg_attr(goro_asm, allow(dead_code))]
     pub(crate) fn is_finished(&self) -> bool {
         self.coro.done()
     }
 
-    /// About the lowest stack pointer the coroutine had at any suspension so far
-    /// (`usize::MAX` if it never suspended), for `Stack::note_sp`.
-    pub(crate) fn lowest_sp(&self) -> usize {
-        self.lowest_sp
+    /// About where the coroutine's stack pointer is while it is suspended (`usize::MAX`
+    /// before its first suspension and once finished); see the asm backend's twin.
+    #[cfg_attr(goro_asm, allow(dead_code))]
+    pub(crate) fn suspended_sp(&self) -> usize {
+        if self.coro.done() {
+            usize::MAX
+        } else {
+            self.suspended_sp
+        }
     }
 }
 

@@ -16,9 +16,18 @@
 //!   coroutine is finished.
 //! * A context may move (it is `Send`) until its first `resume`; from then on it stays at
 //!   one address and is resumed only on the OS thread that resumed it first.
+//! * `resume` may be called from a worker thread's own stack or from another coroutine;
+//!   `suspend` only by the coroutine itself, and it returns to whoever resumed it last.
 //! * Dropping a context that was never resumed, or that finished, is fine. Dropping one
 //!   that is suspended runs no destructor of anything on its stack (it is leaked as-is);
 //!   the owner must then keep the stack from being reused while anything points into it.
+//! * `suspended_sp()` after a `resume` that returned `false` is about the coroutine's
+//!   stack depth at that suspension: pass it to `Stack::note_sp` for the shrink policy.
+//! * FP control state (MXCSR, x87 control word): a coroutine inherits its thread's; the
+//!   default asm variant and corosensei leave it alone across switches (correct for all
+//!   code that follows Rust's rule of an unchanged FP environment, see asm/x86_64.S), and
+//!   the asm trampoline restores it when a coroutine ends. Building with
+//!   `GORO_PRESERVE_FP=1` makes the asm backend save and restore it on every switch.
 
 pub(crate) mod corosensei;
 #[cfg(goro_asm_available)]

@@ -34,10 +34,10 @@ fn set_fp_control(mxcsr: u32, cw: u16) {
 }
 
 macro_rules! backend_tests {
-    ($modname:ident, $ctx:path) => {
+    ($modname:ident, $ctx:ty) => {
         mod $modname {
             use std::hint::black_box;
-            use $ctx as Context;
+            type Context = $ctx;
 
             use crate::stack::{allocate, round_stack_size, Stack};
 
@@ -131,14 +131,17 @@ macro_rules! backend_tests {
                 let st = stack(256 * 1024);
                 let mut s = new_shared(&st, entry, (0u32, 0u64));
                 let mut rounds = 0;
+                let mut low = usize::MAX;
                 while !resume(&mut s) {
+                    low = low.min(s.ctx.as_ref().unwrap().suspended_sp());
                     rounds += 1;
                     s.data.0 = (rounds % 200) as u32;
                 }
                 assert_eq!(rounds, 1000);
                 assert_eq!(s.data.1, 1000);
-                let low = s.ctx.as_ref().unwrap().lowest_sp();
-                assert!(low >= st.bottom() && low < st.top() - 4096, "{low:#x}");
+                assert_eq!(s.ctx.as_ref().unwrap().suspended_sp(), usize::MAX);
+                // 199 frames of >128 bytes deep: well below the top pages.
+                assert!(low >= st.bottom() && low < st.top() - 16 * 1024, "{low:#x}");
             }
 
             #[test]
@@ -229,6 +232,77 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn live_registers_survive_switches_on_both_sides() {
+                // Many values live across every switch, on both sides, so that the
+                // compiler keeps some in callee-saved registers (rbx, rbp, r12-r15).
+                // SAFETY (entry): `arg` is the Shared<u64> running it.
+                unsafe fn entry(arg: *mut ()) {
+                    // SAFETY: see above.
+                    let s = unsafe { shared::<u64>(arg) };
+                    let mut v = [0u64; 12];
+                    for (i, x) in v.iter_mut().enumerate() {
+                        *x = black_box(i as u64 * 7 + 1);
+                    }
+                    let (mut a, mut b, mut c, mut d, mut e, mut f) =
+                        (v[0], v[1], v[2], v[3], v[4], v[5]);
+                    let (mut g, mut h, mut i, mut j, mut k, mut l) =
+                        (v[6], v[7], v[8], v[9], v[10], v[11]);
+                    for _ in 0..1000 {
+                        suspend(s);
+                        a += 1;
+                        b += 2;
+                        c += 3;
+                        d += 4;
+                        e += 5;
+                        f += 6;
+                        g += 7;
+                        h += 8;
+                        i += 9;
+                        j += 10;
+                        k += 11;
+                        l += 12;
+                    }
+                    s.data = a
+                        ^ b.rotate_left(5)
+                        ^ c.rotate_left(10)
+                        ^ d.rotate_left(15)
+                        ^ e.rotate_left(20)
+                        ^ f.rotate_left(25)
+                        ^ g.rotate_left(30)
+                        ^ h.rotate_left(35)
+                        ^ i.rotate_left(40)
+                        ^ j.rotate_left(45)
+                        ^ k.rotate_left(50)
+                        ^ l.rotate_left(55);
+                }
+                let expect = {
+                    let v: Vec<u64> = (0..12).map(|i| i * 7 + 1 + 1000 * (i + 1)).collect();
+                    v.iter()
+                        .enumerate()
+                        .fold(0, |acc, (n, x)| acc ^ x.rotate_left(5 * n as u32))
+                };
+                let st = stack(64 * 1024);
+                let mut s = new_shared(&st, entry, 0u64);
+                let mut w = [0u64; 10];
+                for (n, x) in w.iter_mut().enumerate() {
+                    *x = black_box(n as u64 + 100);
+                }
+                let (mut p, mut q, mut r, mut t, mut u) = (w[0], w[1], w[2], w[3], w[4]);
+                let mut rounds = 0u64;
+                while !resume(&mut s) {
+                    p += 1;
+                    q += 2;
+                    r += 3;
+                    t += 4;
+                    u += 5;
+                    rounds += 1;
+                }
+                assert_eq!(rounds, 1000);
+                assert_eq!(s.data, expect);
+                assert_eq!((p, q, r, t, u), (1100, 2101, 3102, 4103, 5104));
+            }
+
+            #[test]
             fn many_coroutines_interleaved() {
                 // SAFETY (entry): `arg` is the Shared<u64> running it.
                 unsafe fn entry(arg: *mut ()) {
@@ -261,14 +335,17 @@ macro_rules! backend_tests {
 }
 
 #[cfg(goro_asm_available)]
-backend_tests!(asm, crate::arch::x86_64::Context);
+backend_tests!(asm, crate::arch::x86_64::RawContext<false>);
+#[cfg(goro_asm_available)]
+backend_tests!(asm_fp, crate::arch::x86_64::RawContext<true>);
 backend_tests!(corosensei, crate::arch::corosensei::Context);
 
-/// The asm backend keeps each context's FP control state (corosensei does not save it).
+/// The asm backend's `_fp` variant keeps each context's FP control state (corosensei does
+/// not save it, nor does the default variant: see asm/x86_64.S).
 #[cfg(goro_asm_available)]
 #[test]
-fn asm_preserves_fp_control_state() {
-    use crate::arch::x86_64::Context;
+fn asm_fp_variant_preserves_fp_control_state() {
+    type Context = crate::arch::x86_64::RawContext<true>;
     use crate::stack::{allocate, round_stack_size};
 
     const DEFAULT: (u32, u16) = (0x1F80, 0x037F);
@@ -280,14 +357,14 @@ fn asm_preserves_fp_control_state() {
     unsafe fn entry(arg: *mut ()) {
         // SAFETY: see above.
         let s = unsafe { &mut *arg.cast::<Sh>() };
-        // A fresh coroutine starts with the ABI default, whatever its resumer runs with.
-        s.seen.push(super::tests::fp_control());
+        // A fresh coroutine starts with its creator's state, whatever its resumer runs with.
+        s.seen.push(fp_control());
         // Round toward zero, flush-to-zero; x87 53-bit precision.
-        super::tests::set_fp_control(0x7F80 | 0x8000, 0x027F);
+        set_fp_control(0x7F80 | 0x8000, 0x027F);
         for _ in 0..3 {
             // SAFETY: on the coroutine while it runs.
             unsafe { s.ctx.as_mut().unwrap().suspend() };
-            s.seen.push(super::tests::fp_control());
+            s.seen.push(fp_control());
         }
         let x = std::hint::black_box(1.0f64) / std::hint::black_box(10.0f64);
         // Toward zero: the last bit is rounded down (to nearest it rounds up).
@@ -324,4 +401,82 @@ fn asm_preserves_fp_control_state() {
     for &v in &s.seen[1..] {
         assert_eq!(v, (0xFF80, 0x027F));
     }
+}
+
+/// The default asm variant leaves the FP control state alone: a coroutine inherits its
+/// resumer's, and one that restores what it changed before switching affects nobody.
+#[cfg(goro_asm_available)]
+#[test]
+fn asm_default_variant_inherits_fp_control_state() {
+    type Context = crate::arch::x86_64::RawContext<false>;
+    use crate::stack::{allocate, round_stack_size};
+
+    struct Sh {
+        ctx: Option<Context>,
+        seen: Vec<(u32, u16)>,
+    }
+    // SAFETY (entry): `arg` is the Sh running it.
+    unsafe fn entry(arg: *mut ()) {
+        // SAFETY: see above.
+        let s = unsafe { &mut *arg.cast::<Sh>() };
+        s.seen.push(fp_control());
+        let before = fp_control();
+        set_fp_control(0x7F80, 0x027F);
+        s.seen.push(fp_control());
+        set_fp_control(before.0, before.1);
+        // SAFETY: on the coroutine while it runs.
+        unsafe { s.ctx.as_mut().unwrap().suspend() };
+        s.seen.push(fp_control());
+    }
+    let saved = fp_control();
+    let st = allocate(round_stack_size(64 * 1024).unwrap()).unwrap();
+    let mut s = Box::new(Sh {
+        ctx: None,
+        seen: vec![],
+    });
+    let arg = std::ptr::addr_of_mut!(*s).cast::<()>();
+    // SAFETY: `st` outlives `s`; entry does not unwind unless the test fails.
+    s.ctx = Some(unsafe { Context::new(&st, entry, arg) });
+    set_fp_control(0x5F80, 0x037F);
+    // SAFETY: boxed, this thread only.
+    assert!(!unsafe { s.ctx.as_mut().unwrap().resume() });
+    assert_eq!(fp_control(), (0x5F80, 0x037F));
+    // SAFETY: as above.
+    assert!(unsafe { s.ctx.as_mut().unwrap().resume() });
+    assert_eq!(fp_control(), (0x5F80, 0x037F));
+    set_fp_control(saved.0, saved.1);
+    assert_eq!(
+        s.seen,
+        [(0x5F80, 0x037F), (0x7F80, 0x027F), (0x5F80, 0x037F)]
+    );
+}
+
+/// The default asm variant's trampoline restores the thread's FP control state when a
+/// coroutine ends, whatever the coroutine left behind.
+#[cfg(goro_asm_available)]
+#[test]
+fn asm_default_variant_restores_fp_control_state_at_the_end() {
+    type Context = crate::arch::x86_64::RawContext<false>;
+    use crate::stack::{allocate, round_stack_size};
+
+    // SAFETY (entry): no argument used.
+    unsafe fn entry(_: *mut ()) {
+        set_fp_control(0x7F80 | 0x8000, 0x027F);
+    }
+    let saved = fp_control();
+    let st = allocate(round_stack_size(32 * 1024).unwrap()).unwrap();
+    // SAFETY: `st` outlives the context; entry does not unwind.
+    let mut c = unsafe { Context::new(&st, entry, std::ptr::null_mut()) };
+    // SAFETY: fresh context, this thread.
+    assert!(unsafe { c.resume() });
+    assert_eq!(fp_control(), saved);
+}
+
+/// The scheduler keeps contexts and stacks in shared control blocks.
+#[test]
+fn context_and_stack_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<crate::arch::Context>();
+    check::<crate::arch::corosensei::Context>();
+    check::<crate::stack::Stack>();
 }

@@ -469,11 +469,27 @@ impl WorkerLocal {
         // running; its context was created by `start`. Raw pointer access: the coroutine itself
         // reaches the same field through its own raw pointer when it suspends.
         let finished = unsafe {
-            let ctx = std::ptr::addr_of_mut!((*(*cop).inner_ptr()).ctx);
-            (*ctx)
-                .as_mut()
-                .expect("started coroutine without context")
-                .resume()
+            let inner = (*cop).inner_ptr();
+            // Tell the stack-overflow handler who runs (and on which stack) until we are back.
+            let info = std::ptr::addr_of!((*inner).info);
+            overflow::set_running(
+                (*info)
+                    .as_ref()
+                    .map_or(std::ptr::null(), |i| i as *const RunningInfo),
+            );
+            let ctx = std::ptr::addr_of_mut!((*inner).ctx);
+            let c = (*ctx).as_mut().expect("started coroutine without context");
+            let finished = c.resume();
+            overflow::set_running(std::ptr::null());
+            if !finished {
+                // The stack's low-water mark, so the pool can shrink it if it grew.
+                if let Some(st) = (*inner).stack.as_ref() {
+                    st.note_sp(c.suspended_sp());
+                }
+            } else {
+                debug_assert!(c.is_finished());
+            }
+            finished
         };
         self.current.set(std::ptr::null());
         sh.running.store(0, Ordering::Relaxed);
@@ -540,12 +556,10 @@ impl WorkerLocal {
             (*inner).info = None;
             ((*inner).ctx.take(), (*inner).stack.take())
         };
-        if let (Some(c), Some(s)) = (&ctx, &stack) {
-            s.note_sp(c.lowest_sp()); // lets the pool shrink a stack that grew
-        }
-        drop(ctx);
-        drop(stack); // back to this thread's stack cache
-                     // SAFETY: alive through the registry until removed below.
+        // The context goes first (a finished one holds nothing on its stack), then the stack
+        // returns to this thread's cache.
+        release_in_order(ctx, stack);
+        // SAFETY: alive through the registry until removed below.
         let co = unsafe { &*cop };
         co.state.store(DONE, Ordering::Release);
         let slot = co.slot.load(Ordering::Relaxed);
@@ -557,6 +571,12 @@ impl WorkerLocal {
             .remove(slot);
         drop(removed);
     }
+}
+
+/// Drop `first`, then `second` (a generic helper: the context type may or may not need drop).
+fn release_in_order<A, B>(first: A, second: B) {
+    drop(first);
+    drop(second);
 }
 
 fn runq_room(l: &WorkerLocal) -> usize {

@@ -424,6 +424,8 @@ pub(crate) fn trim_pool() -> usize {
 
 /// Counters for tests and diagnostics.
 #[derive(Clone, Copy, Debug)]
+#[cfg(test)]
+#[allow(dead_code)] // tests read the fields they need
 pub(crate) struct Stats {
     /// Mappings created (slabs, plus two per `mprotect` guard).
     pub(crate) maps: usize,
@@ -435,6 +437,7 @@ pub(crate) struct Stats {
     pub(crate) mode: Mode,
 }
 
+#[cfg(test)]
 pub(crate) fn stats() -> Stats {
     let g = global();
     Stats {

@@ -129,14 +129,16 @@ fn thousands_distinct_aligned_non_overlapping_and_reused() {
         drop(Stack {
             bottom: b,
             size,
-            low_water: Cell::new(usize::MAX),
+            low_water: AtomicUsize::new(usize::MAX),
         });
     }
 }
 
 #[test]
 fn usable_to_the_bottom_and_lazily_committed() {
-    let s = sized(64 * 1024);
+    // A size class no other test uses: a stack another test touched and returned to the
+    // shared pool would otherwise make the "nothing resident yet" check below flaky.
+    let s = sized(64 * 1024 + 3 * 4096);
     let page = page_size();
     assert_eq!(resident_pages(s.bottom(), s.top()), 0);
     let mut a = s.bottom();
@@ -308,4 +310,54 @@ fn guard_faults_and_foreign_faults_pass_through() {
         assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{mode}: {err}");
         assert!(!err.contains("goro coroutine"), "{err}");
     }
+}
+
+fn status_kib(field: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A million default-size stacks, each with its top page touched (what a parked shallow
+/// coroutine costs in stack memory). Heavy (~6 GiB for a moment): run by hand with
+/// `cargo test --release --lib -- --ignored million --nocapture`.
+#[test]
+#[ignore]
+fn million_default_stacks_report() {
+    let n = 1_000_000;
+    let size = default_stack_size();
+    let (maps0, pte0, rss0) = (maps_lines(), status_kib("VmPTE:"), status_kib("VmRSS:"));
+    let t = std::time::Instant::now();
+    let v: Vec<Stack> = (0..n).map(|_| allocate(size).unwrap()).collect();
+    let t_alloc = t.elapsed();
+    let (pte1, rss1) = (status_kib("VmPTE:"), status_kib("VmRSS:"));
+    let t = std::time::Instant::now();
+    for s in &v {
+        // SAFETY: the top byte of a stack we own.
+        unsafe { std::ptr::write_volatile((s.top() - 8) as *mut u64, 1) };
+    }
+    let t_touch = t.elapsed();
+    let (maps2, pte2, rss2) = (maps_lines(), status_kib("VmPTE:"), status_kib("VmRSS:"));
+    println!(
+        "{n} stacks of {size} bytes ({:?}): allocated in {t_alloc:?}, top pages touched in \
+         {t_touch:?}; mappings {maps0} -> {maps2}; \
+         untouched: VmPTE +{} KiB, VmRSS +{} KiB; top page touched: VmPTE +{} KiB \
+         ({:.2} KiB/stack), VmRSS +{} KiB ({:.2} KiB/stack)",
+        stats().mode,
+        pte1 - pte0,
+        rss1.saturating_sub(rss0),
+        pte2 - pte0,
+        (pte2 - pte0) as f64 / n as f64,
+        rss2.saturating_sub(rss0),
+        rss2.saturating_sub(rss0) as f64 / n as f64,
+    );
+    let t = std::time::Instant::now();
+    drop(v);
+    let again: Vec<Stack> = (0..n).map(|_| allocate(size).unwrap()).collect();
+    println!("free + reallocate {n} from the pools: {:?}", t.elapsed());
+    drop(again);
 }
