@@ -128,3 +128,37 @@ fn goro_deadlock_0_turns_detection_off() {
     c.kill().unwrap();
     let _ = c.wait();
 }
+
+#[test]
+fn child_deadlock_after_timers_and_blocking_calls() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        // Runtime-internal threads (timer callbacks, the blocking pool) have done work for
+        // coroutines; once it is all over, a real deadlock must still be reported.
+        let (tx, rx) = goro::chan::bounded::<u32>(0);
+        let t = goro::time::after_func(std::time::Duration::from_millis(1), move || {
+            tx.send(1).unwrap()
+        });
+        assert_eq!(rx.recv().unwrap(), 1);
+        drop(t);
+        assert_eq!(goro::blocking(|| 2), 2);
+        let (_keep, stuck) = goro::chan::bounded::<u32>(0);
+        let _ = stuck.recv();
+    });
+}
+
+#[test]
+fn deadlock_is_still_found_after_runtime_threads_did_work() {
+    if is_child() {
+        return;
+    }
+    let out = child("child_deadlock_after_timers_and_blocking_calls");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{err}");
+    assert!(
+        err.contains("all coroutines are asleep - deadlock!"),
+        "{err}"
+    );
+}

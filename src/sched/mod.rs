@@ -472,9 +472,20 @@ pub(crate) fn remove_wake_source() {
     rt().wake_sources.fetch_sub(1, Ordering::SeqCst);
 }
 
+thread_local! {
+    static RUNTIME_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Mark the calling thread as part of the runtime (the timer thread, the blocking pool): it
+/// is never counted as an outside thread that may wake coroutines, because what it would do
+/// is already counted (pending timers, in-flight blocking jobs as wake sources).
+pub(crate) fn mark_runtime_thread() {
+    RUNTIME_THREAD.with(|r| r.set(true));
+}
+
 /// Count the calling plain thread (once) as one that uses goro and so may wake coroutines.
 pub(crate) fn note_plain_thread() {
-    if local().is_some() {
+    if local().is_some() || RUNTIME_THREAD.try_with(|r| r.get()).unwrap_or(true) {
         return;
     }
     struct Registered;

@@ -110,6 +110,7 @@ pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> 
 }
 
 fn run_timer_thread() {
+    super::mark_runtime_thread();
     let q = queue();
     let mut heap = lock(&q.heap);
     loop {
