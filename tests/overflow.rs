@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+#[allow(unconditional_recursion)] // overflowing the stack is the point
 fn recurse(n: u64) -> u64 {
     let buf = [n as u8; 512];
     std::hint::black_box(&buf);
