@@ -10,13 +10,18 @@
 //! Invariants: a callback runs at most once, never before its deadline; `cancel` returns true
 //! exactly when it prevented the callback from ever starting.
 //!
-//! PROVISIONAL implementation: a global binary heap served by one timer thread. The API is the
-//! contract; the implementation moves into the workers' idle loop with the scheduler.
+//! Implementation: one binary heap of (deadline, id) and a map of live entries, served by one
+//! timer thread that sleeps until the earliest deadline. Cancelling removes the entry at once
+//! (its heap slot goes stale and is compacted away once stale slots outnumber live ones), so
+//! re-arming long timers in a loop does not accumulate memory. Coroutine timeouts do not come
+//! here: they live in their worker's own heap (`sched::worker`). Moving these callback timers
+//! into the workers' idle loop too (as Go does) is a possible later step.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::collections::{BinaryHeap, HashMap};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 const PENDING: u8 = 0;
@@ -28,6 +33,7 @@ type Callback = Box<dyn FnOnce() + Send>;
 struct Entry {
     state: AtomicU8,
     deadline: Instant,
+    id: u64,
     callback: Mutex<Option<Callback>>,
 }
 
@@ -47,8 +53,14 @@ impl TimerHandle {
             .is_ok();
         if won {
             PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
-            // Free the closure (and whatever it captured) now rather than at the deadline.
-            drop(lock(&self.entry.callback).take());
+            // Free the closure (and whatever it captured) and the entry now rather than at the
+            // deadline: a loop that keeps re-arming long timers must not accumulate them.
+            let cb = lock(&self.entry.callback).take();
+            let mut q = queue().lock();
+            q.entries.remove(&self.entry.id);
+            q.compact();
+            drop(q);
+            drop(cb);
         }
         won
     }
@@ -66,14 +78,36 @@ impl TimerHandle {
     }
 }
 
-struct Queue {
-    heap: Mutex<BinaryHeap<Reverse<(Instant, u64, usize)>>>,
-    entries: Mutex<std::collections::HashMap<u64, Arc<Entry>>>,
-    cv: Condvar,
-    seq: std::sync::atomic::AtomicU64,
+struct Inner {
+    /// (deadline, id); an id no longer in `entries` is stale (cancelled).
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    entries: HashMap<u64, Arc<Entry>>,
+    next_id: u64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+impl Inner {
+    /// Drop stale heap entries once they outnumber live ones.
+    fn compact(&mut self) {
+        if self.heap.len() > 1024 && self.heap.len() > 2 * self.entries.len() {
+            let entries = &self.entries;
+            self.heap
+                .retain(|Reverse((_, id))| entries.contains_key(id));
+        }
+    }
+}
+
+struct Queue {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -85,69 +119,146 @@ fn queue() -> &'static Queue {
             .spawn(run_timer_thread)
             .expect("goro: cannot start the timer thread");
         Queue {
-            heap: Mutex::new(BinaryHeap::new()),
-            entries: Mutex::new(Default::default()),
+            inner: Mutex::new(Inner {
+                heap: BinaryHeap::new(),
+                entries: HashMap::new(),
+                next_id: 0,
+            }),
             cv: Condvar::new(),
-            seq: std::sync::atomic::AtomicU64::new(0),
         }
     })
 }
 
 /// Run `f` on a runtime thread at (or soon after) `deadline`.
 pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> TimerHandle {
+    PENDING_COUNT.fetch_add(1, Ordering::SeqCst);
+    let q = queue();
+    let mut g = q.lock();
+    let id = g.next_id;
+    g.next_id += 1;
     let entry = Arc::new(Entry {
         state: AtomicU8::new(PENDING),
         deadline,
+        id,
         callback: Mutex::new(Some(Box::new(f))),
     });
-    PENDING_COUNT.fetch_add(1, Ordering::SeqCst);
-    let q = queue();
-    let id = q.seq.fetch_add(1, Ordering::Relaxed);
-    lock(&q.entries).insert(id, entry.clone());
-    lock(&q.heap).push(Reverse((deadline, id, 0)));
-    q.cv.notify_one();
+    g.entries.insert(id, entry.clone());
+    let earliest = g.heap.peek().is_none_or(|Reverse((d, _))| deadline < *d);
+    g.heap.push(Reverse((deadline, id)));
+    drop(g);
+    if earliest {
+        q.cv.notify_one(); // the timer thread sleeps until the earliest deadline: re-aim it
+    }
     TimerHandle { entry }
 }
 
 fn run_timer_thread() {
     super::mark_runtime_thread();
     let q = queue();
-    let mut heap = lock(&q.heap);
+    let mut g = q.lock();
     loop {
         let now = Instant::now();
-        match heap.peek().copied() {
-            Some(Reverse((when, id, _))) if when <= now => {
-                heap.pop();
-                drop(heap);
-                let entry = lock(&q.entries).remove(&id);
-                if let Some(e) = entry {
-                    if e.state
-                        .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
-                        let cb = lock(&e.callback).take();
-                        if let Some(cb) = cb {
-                            cb();
+        match g.heap.peek().copied() {
+            Some(Reverse((when, id))) if when <= now => {
+                g.heap.pop();
+                let Some(e) = g.entries.remove(&id) else {
+                    continue;
+                }; // cancelled
+                drop(g);
+                if e.state
+                    .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
+                    let cb = lock(&e.callback).take();
+                    if let Some(cb) = cb {
+                        // A panicking callback must not take every other timer down with it.
+                        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(cb)) {
+                            let msg =
+                                crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+                            eprintln!("goro: a timer callback panicked: {msg}");
                         }
                     }
                 }
-                heap = lock(&q.heap);
+                g = q.lock();
             }
-            Some(Reverse((when, _, _))) => {
-                heap =
-                    q.cv.wait_timeout(heap, when - now)
+            Some(Reverse((when, _))) => {
+                g =
+                    q.cv.wait_timeout(g, when - now)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
             }
-            None => heap = q.cv.wait(heap).unwrap_or_else(|e| e.into_inner()),
+            None => g = q.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
         }
     }
 }
 
-static PENDING_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PENDING_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Callback timers scheduled and neither fired nor cancelled (for the deadlock detector).
 pub(crate) fn pending() -> usize {
     PENDING_COUNT.load(Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn fires_in_deadline_order_and_cancel_reports_once() {
+        let (tx, rx) = mpsc::channel();
+        let now = Instant::now();
+        for (i, ms) in [(2, 30u64), (0, 10), (1, 20)] {
+            let tx = tx.clone();
+            schedule(now + Duration::from_millis(ms), move || tx.send(i).unwrap());
+        }
+        let tx2 = tx.clone();
+        let h = schedule(now + Duration::from_millis(15), move || {
+            tx2.send(99).unwrap()
+        });
+        assert!(h.is_pending());
+        assert!(h.cancel());
+        assert!(!h.cancel(), "only the call that stopped it reports true");
+        let got: Vec<i32> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, [0, 1, 2]);
+        assert!(
+            rx.recv_timeout(Duration::from_millis(50)).is_err(),
+            "the cancelled one fired"
+        );
+    }
+
+    #[test]
+    fn cancelled_timers_do_not_accumulate() {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let hs: Vec<_> = (0..50_000).map(|_| schedule(far, || ())).collect();
+        for h in &hs {
+            assert!(h.cancel());
+        }
+        let g = queue().lock();
+        assert!(
+            !g.entries.values().any(|e| e.deadline == far),
+            "cancelled entries kept"
+        );
+        assert!(
+            g.heap.len() < 5_000,
+            "stale heap slots kept: {}",
+            g.heap.len()
+        );
+    }
+
+    #[test]
+    fn a_panicking_callback_does_not_stop_the_others() {
+        let (tx, rx) = mpsc::channel();
+        let now = Instant::now();
+        schedule(now + Duration::from_millis(1), || {
+            panic!("deliberate, in a timer callback")
+        });
+        schedule(now + Duration::from_millis(5), move || tx.send(()).unwrap());
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("timer thread died with the panic");
+    }
 }
