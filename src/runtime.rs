@@ -60,7 +60,7 @@ fn apply(r: &'static sched::Runtime, n: usize) -> usize {
 /// The number of coroutines that exist now: spawned and not yet finished. A finished
 /// coroutine is uncounted before its `join` returns.
 pub fn num_goroutine() -> usize {
-    sched::rt_if_started().map_or(0, |r| r.live.load(Ordering::Acquire))
+    sched::rt_if_started().map_or(0, |r| r.live())
 }
 
 /// The number of logical CPUs usable by this process (its affinity mask respected).
@@ -162,7 +162,7 @@ pub fn dump() -> String {
             let _ = writeln!(out, " on worker {i}, stack {} KiB", co.stack_size / 1024);
         }
     }
-    let fresh = r.live.load(Ordering::Acquire).saturating_sub(started);
+    let fresh = r.live().saturating_sub(started);
     if fresh > 0 {
         let _ = writeln!(out, "{fresh} coroutines not started yet [runnable]");
     }

@@ -89,6 +89,9 @@ pub(crate) struct WorkerShared {
     pub(crate) running_since: AtomicU64,
     /// Started, unfinished coroutines hosted here (the registry keeps them alive while parked).
     pub(crate) registry: Mutex<Registry>,
+    /// Coroutines spawned and finished on this worker (only the worker writes them).
+    pub(crate) spawned: AtomicU64,
+    pub(crate) finished: AtomicU64,
     /// Coroutines parked with no deadline, and the size of the local timeout heap.
     pub(crate) parked_forever: AtomicUsize,
     pub(crate) timeouts: AtomicUsize,
@@ -136,8 +139,10 @@ pub(crate) struct Runtime {
     pub(crate) global: global::GlobalQueue,
     pub(crate) idle: AtomicUsize,
     pub(crate) spinning: AtomicUsize,
-    /// Coroutines spawned and not yet finished.
-    pub(crate) live: AtomicUsize,
+    /// Coroutines spawned and finished by threads that are not workers (workers count their
+    /// own in `WorkerShared`: one shared counter would bounce between cores on every spawn).
+    plain_spawned: AtomicU64,
+    plain_finished: AtomicU64,
     /// Plain threads that have used goro, and how many of them are blocked in goro right now.
     pub(crate) plain_threads: AtomicUsize,
     pub(crate) plain_blocked: AtomicUsize,
@@ -195,7 +200,8 @@ fn start() -> &'static Runtime {
         global: global::GlobalQueue::new(),
         idle: AtomicUsize::new(0),
         spinning: AtomicUsize::new(0),
-        live: AtomicUsize::new(0),
+        plain_spawned: AtomicU64::new(0),
+        plain_finished: AtomicU64::new(0),
         plain_threads: AtomicUsize::new(0),
         plain_blocked: AtomicUsize::new(0),
         wake_sources: AtomicUsize::new(0),
@@ -212,7 +218,26 @@ fn start() -> &'static Runtime {
     r
 }
 
+/// Bump a counter only its own worker writes: a plain load and store, no locked instruction.
+fn count_up(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
+}
+
 impl Runtime {
+    /// Coroutines spawned and not yet finished (exact when nothing runs concurrently).
+    pub(crate) fn live(&self) -> usize {
+        let mut spawned = self.plain_spawned.load(Ordering::Acquire);
+        let mut finished = self.plain_finished.load(Ordering::Acquire);
+        for i in 0..self.created() {
+            if let Some(w) = self.worker(i) {
+                // Finished first: a coroutine counted finished was counted spawned earlier.
+                finished += w.finished.load(Ordering::Acquire);
+                spawned += w.spawned.load(Ordering::Acquire);
+            }
+        }
+        spawned.saturating_sub(finished) as usize
+    }
+
     pub(crate) fn worker(&self, i: usize) -> Option<&'static WorkerShared> {
         self.workers.get(i)?.get().copied()
     }
@@ -238,6 +263,8 @@ impl Runtime {
                 running: AtomicU64::new(0),
                 running_since: AtomicU64::new(0),
                 registry: Mutex::new(Registry::default()),
+                spawned: AtomicU64::new(0),
+                finished: AtomicU64::new(0),
                 parked_forever: AtomicUsize::new(0),
                 timeouts: AtomicUsize::new(0),
             }));
@@ -419,7 +446,12 @@ fn make_runnable(co: &Co) {
 /// Queue a freshly spawned coroutine: near the spawner when it is a worker, else globally.
 pub(crate) fn spawn_co(co: CoRef) {
     let r = rt();
-    r.live.fetch_add(1, Ordering::Relaxed);
+    match local() {
+        Some(l) => count_up(&l.shared.spawned),
+        None => {
+            r.plain_spawned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     match local() {
         Some(l) if !l.retiring() => {
             if l.push_runnext(Next::Fresh(co)) {
@@ -436,7 +468,12 @@ pub(crate) fn spawn_co(co: CoRef) {
 
 /// Called by a finishing coroutine before its joiner can see the result.
 pub(crate) fn coroutine_exiting() {
-    rt().live.fetch_sub(1, Ordering::Release);
+    match local() {
+        Some(l) => count_up(&l.shared.finished),
+        None => {
+            rt().plain_finished.fetch_add(1, Ordering::Release);
+        }
+    }
 }
 
 /// Yield: let other runnable coroutines run, then continue.

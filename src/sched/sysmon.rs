@@ -169,7 +169,7 @@ fn all_asleep(r: &'static Runtime) -> bool {
             return false;
         }
     }
-    started == parked && r.live.load(Ordering::SeqCst) == started
+    started == parked && r.live() == started
 }
 
 fn report_deadlock() -> ! {
