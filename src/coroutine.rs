@@ -474,8 +474,14 @@ impl Builder {
             n => n.map(String::into_boxed_str),
         };
         sched::ensure_started();
-        // Reserved now, so that exhaustion is this call's error.
-        let stack = stack::allocate(size)?;
+        // Reserved now, so that exhaustion is this call's error (and `spawn`'s next panic).
+        let stack = match stack::allocate(size) {
+            Ok(s) => s,
+            Err(e) => {
+                STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         Ok(spawn_with(name, size, Some(stack), f))
     }
 }
