@@ -28,6 +28,7 @@ use std::sync::Arc;
 use crate::arch::Context;
 use crate::park::{self, Unparker};
 use crate::sched;
+use crate::stack::overflow::RunningInfo;
 use crate::stack::{self, Stack};
 
 pub(crate) const FRESH: u32 = 0;
@@ -65,6 +66,8 @@ pub(crate) struct CoInner {
     pub(crate) body: Option<Body>,
     pub(crate) stack: Option<Stack>,
     pub(crate) ctx: Option<Context>,
+    /// What the stack-overflow handler reports while this coroutine runs (set at start).
+    pub(crate) info: Option<RunningInfo>,
 }
 
 // SAFETY: `inner` is only accessed by the one thread that holds the coroutine for running it:
@@ -98,6 +101,7 @@ impl Co {
                 body: Some(body),
                 stack: Some(stack),
                 ctx: None,
+                info: None,
             }),
         })
     }

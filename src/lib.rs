@@ -4,6 +4,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "bench_support.rs"]
+pub mod __bench;
 pub(crate) mod arch;
 pub mod chan;
 pub mod context;

@@ -1,75 +1,33 @@
-//! Context switch — PROVISIONAL stand-in on corosensei until the assembly backend lands.
-use crate::stack::Stack;
-use coro::stack::{Stack as CoroStack, StackPointer};
-use coro::{Coroutine, CoroutineResult, Yielder};
+//! Context switch: one [`Context`] per coroutine, switched to with `resume` and away from
+//! with `suspend`.
+//!
+//! Two backends with the same surface:
+//! * [`x86_64`] — goro's own assembly (`asm/x86_64.S`), on x86_64 System V ELF targets
+//!   (cfg `goro_asm_available`, set by `build.rs`);
+//! * [`corosensei`] — the portable one, on every target corosensei supports.
+//!
+//! `Context` is the asm backend where `build.rs` set cfg `goro_asm` (available, and the
+//! cargo feature `corosensei` is off), corosensei otherwise. Both backends compile
+//! wherever they can, so the switch bench compares them in one run.
+//!
+//! Shared contract (each backend repeats it on its items):
+//! * `Context::new(stack, entry, arg)` prepares a context that runs `entry(arg)` on
+//!   `stack` at its first `resume`; `entry` must not unwind and returns when the
+//!   coroutine is finished.
+//! * A context may move (it is `Send`) until its first `resume`; from then on it stays at
+//!   one address and is resumed only on the OS thread that resumed it first.
+//! * Dropping a context that was never resumed, or that finished, is fine. Dropping one
+//!   that is suspended runs no destructor of anything on its stack (it is leaked as-is);
+//!   the owner must then keep the stack from being reused while anything points into it.
 
-pub(crate) const BACKEND: &str = "corosensei";
+pub(crate) mod corosensei;
+#[cfg(goro_asm_available)]
+pub(crate) mod x86_64;
 
-struct Borrowed {
-    top: usize,
-    bottom: usize,
-}
-// SAFETY: the memory stays mapped for the Context's lifetime (caller contract of `new`).
-unsafe impl CoroStack for Borrowed {
-    fn base(&self) -> StackPointer {
-        StackPointer::new(self.top).unwrap()
-    }
-    fn limit(&self) -> StackPointer {
-        StackPointer::new(self.bottom).unwrap()
-    }
-}
+#[cfg(not(goro_asm))]
+pub(crate) use self::corosensei::{Context, BACKEND};
+#[cfg(goro_asm)]
+pub(crate) use self::x86_64::{Context, BACKEND};
 
-pub(crate) struct Context {
-    co: Coroutine<(), (), (), Borrowed>,
-    yielder: *const Yielder<(), ()>,
-}
-
-impl Context {
-    /// # Safety
-    /// `stack` must outlive the context; `entry` must not unwind.
-    pub(crate) unsafe fn new(stack: &Stack, entry: unsafe fn(*mut ()), arg: *mut ()) -> Context {
-        let b = Borrowed {
-            top: stack.top(),
-            bottom: stack.bottom(),
-        };
-        let arg = arg as usize;
-        let co = Coroutine::with_stack(b, move |y: &Yielder<(), ()>, ()| {
-            // SAFETY: the yielder lives on this coroutine's stack for its whole life.
-            unsafe {
-                let ctx = arg as *mut ();
-                SELF_YIELDER.with(|c| c.set(y as *const _));
-                entry(ctx)
-            }
-        });
-        Context {
-            co,
-            yielder: std::ptr::null(),
-        }
-    }
-    /// # Safety
-    /// Only on the thread that owns the coroutine; not re-entrantly.
-    pub(crate) unsafe fn resume(&mut self) -> bool {
-        let r = self.co.resume(());
-        if let Some(y) = SELF_YIELDER.with(|c| c.replace(std::ptr::null())).into() {
-            if !y.is_null() {
-                self.yielder = y;
-            }
-        }
-        matches!(r, CoroutineResult::Return(()))
-    }
-    /// # Safety
-    /// Only from inside this context's coroutine.
-    pub(crate) unsafe fn suspend(&mut self) {
-        let y = if self.yielder.is_null() {
-            SELF_YIELDER.with(|c| c.get())
-        } else {
-            self.yielder
-        };
-        // SAFETY: caller contract.
-        unsafe { (*y).suspend(()) }
-    }
-}
-
-thread_local! {
-    static SELF_YIELDER: std::cell::Cell<*const Yielder<(), ()>> = const { std::cell::Cell::new(std::ptr::null()) };
-}
+#[cfg(test)]
+mod tests;

@@ -53,7 +53,6 @@ pub(crate) mod sysmon;
 pub(crate) mod timers;
 mod worker;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -205,6 +204,7 @@ fn start() -> &'static Runtime {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         crate::runtime::install_panic_hook();
+        crate::stack::overflow::install();
         r.grow_workers(r.target.load(Ordering::Relaxed));
         sysmon::start();
     });

@@ -41,6 +41,7 @@ fn run() {
     let mut period = Duration::from_millis(10);
     let mut asleep_checks = 0u32;
     let mut asleep_since_ms = 0u64;
+    let mut last_trim = 0u64;
     loop {
         std::thread::sleep(period);
         let now = r.now_ms();
@@ -70,6 +71,11 @@ fn run() {
                 }
             }
             last_tick[i] = tick;
+        }
+        if !busy && now.saturating_sub(last_trim) >= 1000 {
+            // Background shrink of pooled stacks that grew (see `stack`).
+            last_trim = now;
+            crate::stack::trim_pool();
         }
         if deadlock_on && r.main_running.load(Ordering::SeqCst) && !busy && all_asleep(r) {
             if asleep_checks == 0 {

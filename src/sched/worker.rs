@@ -16,6 +16,7 @@ use super::{rt, CoRef, Runtime, WorkerShared};
 
 use crate::arch::Context;
 use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
+use crate::stack::overflow::{self, RunningInfo};
 
 /// Scheduling rounds between fairness checks (global queue, inbox, timeouts).
 const FAIRNESS_TICKS: u64 = 61;
@@ -509,6 +510,11 @@ impl WorkerLocal {
                 .as_ref()
                 .expect("fresh coroutine without stack");
             let ctx = Context::new(stack, coroutine_entry, cop as *mut ());
+            (*inner).info = Some(RunningInfo::new(
+                (*cop).id,
+                (*cop).name.as_deref().unwrap_or(""),
+                stack,
+            ));
             (*inner).ctx = Some(ctx);
         }
     }
@@ -517,8 +523,12 @@ impl WorkerLocal {
         // SAFETY: the coroutine finished on this worker; nothing runs on its stack any more.
         let (ctx, stack) = unsafe {
             let inner = (*cop).inner_ptr();
+            (*inner).info = None;
             ((*inner).ctx.take(), (*inner).stack.take())
         };
+        if let (Some(c), Some(s)) = (&ctx, &stack) {
+            s.note_sp(c.lowest_sp()); // lets the pool shrink a stack that grew
+        }
         drop(ctx);
         drop(stack); // back to this thread's stack cache
                      // SAFETY: alive through the registry until removed below.
@@ -592,6 +602,7 @@ fn run_loop(shared: &'static WorkerShared) {
         rng: Cell::new(seed | 1),
     }));
     LOCAL.with(|c| c.set(local));
+    overflow::ensure_altstack();
     let r = rt();
     local.refresh_retiring();
     loop {

@@ -1,0 +1,97 @@
+//! [`WaitGroup`]: Go's `sync.WaitGroup`, a counter that `wait` blocks on until it reaches zero.
+//!
+//! The counter is atomic; waiters queue under a leaf lock after re-checking the counter under
+//! that lock, and whoever brings the counter to zero takes the lock and wakes every queued
+//! waiter, so a waiter either sees zero or is queued before the zeroing `add` drains the queue.
+
+use std::sync::atomic::{AtomicIsize, Ordering::*};
+use std::sync::Arc;
+
+use super::waiter::{lock, Waiter, GRANTED};
+
+struct Inner {
+    count: AtomicIsize,
+    waiters: std::sync::Mutex<Vec<Arc<Waiter>>>,
+}
+
+/// Go's `sync.WaitGroup`: wait for a collection of coroutines (or threads) to finish.
+///
+/// Clones share one counter (hand a clone to each worker). A counter below zero panics with
+/// "sync: negative WaitGroup counter", as in Go.
+///
+/// ```
+/// let wg = goro::sync::WaitGroup::new();
+/// for _ in 0..3 {
+///     wg.add(1);
+///     let wg = wg.clone();
+///     std::thread::spawn(move || wg.done());
+/// }
+/// wg.wait();
+/// ```
+#[derive(Clone)]
+pub struct WaitGroup {
+    inner: Arc<Inner>,
+}
+
+impl Default for WaitGroup {
+    fn default() -> Self {
+        WaitGroup::new()
+    }
+}
+
+impl std::fmt::Debug for WaitGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitGroup").field("count", &self.count()).finish()
+    }
+}
+
+impl WaitGroup {
+    /// A wait group with counter zero.
+    pub fn new() -> WaitGroup {
+        WaitGroup {
+            inner: Arc::new(Inner { count: AtomicIsize::new(0), waiters: Default::default() }),
+        }
+    }
+
+    /// Add `delta` (may be negative) to the counter; at zero every waiter is released.
+    ///
+    /// # Panics
+    /// If the counter goes below zero: "sync: negative WaitGroup counter".
+    pub fn add(&self, delta: isize) {
+        let new = self.inner.count.fetch_add(delta, AcqRel).wrapping_add(delta);
+        if new < 0 {
+            panic!("sync: negative WaitGroup counter");
+        }
+        if new == 0 && delta != 0 {
+            let all = std::mem::take(&mut *lock(&self.inner.waiters));
+            for w in all {
+                w.wake(GRANTED);
+            }
+        }
+    }
+
+    /// Decrement the counter by one (`add(-1)`).
+    pub fn done(&self) {
+        self.add(-1);
+    }
+
+    /// Park until the counter is zero.
+    pub fn wait(&self) {
+        if self.inner.count.load(Acquire) == 0 {
+            return;
+        }
+        let mut q = lock(&self.inner.waiters);
+        if self.inner.count.load(Acquire) == 0 {
+            return;
+        }
+        let w = Waiter::new();
+        q.push(w.clone());
+        drop(q);
+        w.wait("sync.WaitGroup.Wait");
+    }
+
+    /// The counter now (a snapshot; Go has no such call, but it helps tests and debugging).
+    pub fn count(&self) -> isize {
+        self.inner.count.load(Acquire)
+    }
+}
