@@ -422,12 +422,6 @@ pub struct Select<'a> {
     biased: bool,
 }
 
-// SAFETY: the raw pointers are only compared, never dereferenced; the handles are channel
-// ends, which are Sync.
-unsafe impl Send for Select<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for Select<'_> {}
-
 impl<'a> Select<'a> {
     /// An empty selection; ready cases are chosen uniformly at random.
     pub fn new() -> Select<'a> {
