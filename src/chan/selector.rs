@@ -424,6 +424,7 @@ pub struct Select<'a> {
 
 impl<'a> Select<'a> {
     /// An empty selection; ready cases are chosen uniformly at random.
+    #[inline]
     pub fn new() -> Select<'a> {
         Select {
             inline: [(&NOOP, usize::MAX, std::ptr::null()); INLINE],
@@ -435,6 +436,7 @@ impl<'a> Select<'a> {
     }
 
     /// An empty selection that tries its cases in the order they were added.
+    #[inline]
     pub fn new_biased() -> Select<'a> {
         Select {
             biased: true,
@@ -442,6 +444,7 @@ impl<'a> Select<'a> {
         }
     }
 
+    #[inline]
     fn push(&mut self, case: Case<'a>) -> usize {
         if self.len < INLINE && self.spill.is_empty() {
             self.inline[self.len] = case;
@@ -493,6 +496,7 @@ impl<'a> Select<'a> {
         self.len -= 1;
     }
 
+    #[inline]
     fn cases_mut(&mut self) -> &mut [Case<'a>] {
         if self.spill.is_empty() {
             &mut self.inline[..self.len]
@@ -501,11 +505,13 @@ impl<'a> Select<'a> {
         }
     }
 
+    #[inline]
     fn with_cases<R>(&mut self, f: impl FnOnce(&mut [Case<'a>], bool) -> R) -> R {
         let biased = self.biased;
         f(self.cases_mut(), biased)
     }
 
+    #[inline]
     fn run(&mut self, timeout: Timeout) -> Option<SelectedOperation<'a>> {
         self.with_cases(|cases, biased| run_select(cases, timeout, biased))
             .map(|(token, index, ptr)| SelectedOperation {
@@ -518,11 +524,13 @@ impl<'a> Select<'a> {
     }
 
     /// Perform one ready operation without blocking.
+    #[inline]
     pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
         self.run(Timeout::Now).ok_or(TrySelectError)
     }
 
     /// Block until one operation can proceed and select it. With no cases, blocks forever.
+    #[inline]
     pub fn select(&mut self) -> SelectedOperation<'a> {
         self.run(Timeout::Never)
             .expect("a selection without timeout always selects")
@@ -632,6 +640,7 @@ pub struct SelectedOperation<'a> {
 
 impl SelectedOperation<'_> {
     /// The index of the chosen case (as returned when it was added).
+    #[inline]
     pub fn index(&self) -> usize {
         self.index
     }
