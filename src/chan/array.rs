@@ -251,6 +251,7 @@ impl<T> Channel<T> {
                 Selected::Operation(_) => {}
                 Selected::Waiting => unreachable!(),
             }
+            cx.release();
         }
     }
 
@@ -290,6 +291,7 @@ impl<T> Channel<T> {
                 Selected::Operation(_) => {}
                 Selected::Waiting => unreachable!(),
             }
+            cx.release();
         }
     }
 

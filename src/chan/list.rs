@@ -361,6 +361,7 @@ impl<T> Channel<T> {
                 Selected::Operation(_) => {}
                 Selected::Waiting => unreachable!(),
             }
+            cx.release();
         }
     }
 

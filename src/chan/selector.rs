@@ -198,17 +198,20 @@ impl Timeout {
 /// operation is completed on the very receiver/sender that was selected).
 pub(crate) type Case<'a> = (&'a dyn SelectHandle, usize, *const u8);
 
+/// A random 64-bit number from a per-thread xorshift generator (one TLS access).
 #[inline(never)]
-fn rand_below(n: usize) -> usize {
+fn random_u64() -> u64 {
     thread_local! {
         static RNG: Cell<u64> = const { Cell::new(0) };
     }
-    RNG.with(|r| {
+    RNG.try_with(|r| {
         let mut x = r.get();
         if x == 0 {
-            // Seed from the address of a stack value and the clock.
-            let t = Instant::now().elapsed().as_nanos() as u64;
-            x = (&x as *const u64 as u64) ^ t.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
+            // Seed from the address of a thread-local and the clock.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            x = (r as *const Cell<u64> as u64) ^ t.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
             if x == 0 {
                 x = 1;
             }
@@ -217,13 +220,20 @@ fn rand_below(n: usize) -> usize {
         x ^= x >> 7;
         x ^= x << 17;
         r.set(x);
-        ((x >> 32) as usize * n) >> 32
+        x
     })
+    .unwrap_or(0x2545_F491_4F6C_DD1D)
 }
 
+/// Fisher–Yates shuffle: every order equally likely (up to the generator's quality).
 fn shuffle(cases: &mut [Case<'_>]) {
+    let mut x = random_u64();
     for i in (1..cases.len()).rev() {
-        let j = rand_below(i + 1);
+        // A fresh 32-bit draw per step from a local LCG seeded by the thread's generator.
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let j = (((x >> 32) * (i as u64 + 1)) >> 32) as usize;
         cases.swap(i, j);
     }
 }
@@ -296,15 +306,21 @@ pub(crate) fn run_select<'a>(
             case.0.unregister(oper);
         }
         if let Selected::Operation(o) = sel {
+            let mut accepted = None;
             for case in cases.iter_mut() {
                 if Operation::hook(case) == o {
                     if case.0.accept(&mut token, &cx) {
-                        return Some((token, case.1, case.2));
+                        accepted = Some((case.1, case.2));
                     }
                     break;
                 }
             }
+            if let Some((i, p)) = accepted {
+                cx.release();
+                return Some((token, i, p));
+            }
         }
+        cx.release();
         for &(h, i, p) in cases.iter() {
             if h.try_select(&mut token) {
                 return Some((token, i, p));
@@ -369,6 +385,7 @@ pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Timeout, biased: bool) 
             let oper = Operation::hook(case);
             case.0.unwatch(oper);
         }
+        cx.release();
         if let Selected::Operation(o) = sel {
             for case in cases.iter_mut() {
                 if Operation::hook(case) == o {
@@ -398,24 +415,19 @@ const INLINE: usize = 8;
 /// assert_eq!(oper.recv(&rx1), Ok(7));
 /// ```
 pub struct Select<'a> {
-    inline: [Option<Case<'a>>; INLINE],
+    inline: [Case<'a>; INLINE],
     spill: Vec<Case<'a>>,
     len: usize,
     next_index: usize,
     biased: bool,
 }
 
-// SAFETY: the raw pointers are only compared, never dereferenced; the handles are channel
-// ends, which are Sync.
-unsafe impl Send for Select<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for Select<'_> {}
-
 impl<'a> Select<'a> {
     /// An empty selection; ready cases are chosen uniformly at random.
+    #[inline]
     pub fn new() -> Select<'a> {
         Select {
-            inline: [None; INLINE],
+            inline: [(&NOOP, usize::MAX, std::ptr::null()); INLINE],
             spill: Vec::new(),
             len: 0,
             next_index: 0,
@@ -424,6 +436,7 @@ impl<'a> Select<'a> {
     }
 
     /// An empty selection that tries its cases in the order they were added.
+    #[inline]
     pub fn new_biased() -> Select<'a> {
         Select {
             biased: true,
@@ -431,17 +444,13 @@ impl<'a> Select<'a> {
         }
     }
 
+    #[inline]
     fn push(&mut self, case: Case<'a>) -> usize {
         if self.len < INLINE && self.spill.is_empty() {
-            self.inline[self.len] = Some(case);
+            self.inline[self.len] = case;
         } else {
             if self.spill.is_empty() {
-                self.spill.extend(
-                    self.inline
-                        .iter_mut()
-                        .take(self.len)
-                        .map(|c| c.take().unwrap()),
-                );
+                self.spill.extend_from_slice(&self.inline[..self.len]);
             }
             self.spill.push(case);
         }
@@ -473,38 +482,36 @@ impl<'a> Select<'a> {
             index,
             self.next_index
         );
+        let cases = self.cases_mut();
+        let pos = cases
+            .iter()
+            .position(|c| c.1 == index)
+            .expect("no operation with this index");
         if self.spill.is_empty() {
-            let pos = self.inline[..self.len]
-                .iter()
-                .position(|c| c.is_some_and(|c| c.1 == index))
-                .expect("no operation with this index");
-            for k in pos..self.len - 1 {
-                self.inline[k] = self.inline[k + 1].take();
-            }
-            self.inline[self.len - 1] = None;
+            // Keep the order (biased selections depend on it).
+            self.inline.copy_within(pos + 1..self.len, pos);
         } else {
-            let pos = self
-                .spill
-                .iter()
-                .position(|c| c.1 == index)
-                .expect("no operation with this index");
             self.spill.remove(pos);
         }
         self.len -= 1;
     }
 
-    fn with_cases<R>(&mut self, f: impl FnOnce(&mut [Case<'a>], bool) -> R) -> R {
-        let biased = self.biased;
-        if !self.spill.is_empty() {
-            return f(&mut self.spill, biased);
+    #[inline]
+    fn cases_mut(&mut self) -> &mut [Case<'a>] {
+        if self.spill.is_empty() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spill
         }
-        let mut arr: [Case<'a>; INLINE] = [(&NOOP, 0, std::ptr::null()); INLINE];
-        for (dst, src) in arr.iter_mut().zip(self.inline.iter()).take(self.len) {
-            *dst = src.expect("inline case");
-        }
-        f(&mut arr[..self.len], biased)
     }
 
+    #[inline]
+    fn with_cases<R>(&mut self, f: impl FnOnce(&mut [Case<'a>], bool) -> R) -> R {
+        let biased = self.biased;
+        f(self.cases_mut(), biased)
+    }
+
+    #[inline]
     fn run(&mut self, timeout: Timeout) -> Option<SelectedOperation<'a>> {
         self.with_cases(|cases, biased| run_select(cases, timeout, biased))
             .map(|(token, index, ptr)| SelectedOperation {
@@ -517,11 +524,13 @@ impl<'a> Select<'a> {
     }
 
     /// Perform one ready operation without blocking.
+    #[inline]
     pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
         self.run(Timeout::Now).ok_or(TrySelectError)
     }
 
     /// Block until one operation can proceed and select it. With no cases, blocks forever.
+    #[inline]
     pub fn select(&mut self) -> SelectedOperation<'a> {
         self.run(Timeout::Never)
             .expect("a selection without timeout always selects")
@@ -631,6 +640,7 @@ pub struct SelectedOperation<'a> {
 
 impl SelectedOperation<'_> {
     /// The index of the chosen case (as returned when it was added).
+    #[inline]
     pub fn index(&self) -> usize {
         self.index
     }

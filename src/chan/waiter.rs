@@ -82,7 +82,26 @@ impl From<Selected> for usize {
 struct Inner {
     select: AtomicUsize,
     packet: AtomicPtr<()>,
-    unparker: Unparker,
+    /// `None` only while the context sits in the per-thread cache.
+    unparker: Option<Unparker>,
+}
+
+thread_local! {
+    /// One spare context per OS thread (per worker, for coroutines): a blocking operation
+    /// takes it, and gives it back when it ends if nobody else holds a reference any more.
+    static SPARE: std::cell::Cell<Option<Arc<Inner>>> = const { std::cell::Cell::new(None) };
+}
+
+// Accessors of the thread-local: never inlined, and nothing borrowed from the thread-local
+// outlives the call, so no TLS address is cached across a coroutine switch.
+#[inline(never)]
+fn take_spare() -> Option<Arc<Inner>> {
+    SPARE.try_with(|s| s.take()).ok().flatten()
+}
+
+#[inline(never)]
+fn put_spare(inner: Arc<Inner>) {
+    let _ = SPARE.try_with(|s| s.set(Some(inner)));
 }
 
 /// The state of one blocked operation (see the module docs). Cheap to clone (an `Arc`).
@@ -94,12 +113,30 @@ pub(crate) struct Context {
 impl Context {
     /// A fresh context for the calling coroutine or thread.
     pub(crate) fn new() -> Context {
+        let unparker = Some(park::current());
+        if let Some(mut inner) = take_spare() {
+            if let Some(i) = Arc::get_mut(&mut inner) {
+                *i.select.get_mut() = 0;
+                *i.packet.get_mut() = ptr::null_mut();
+                i.unparker = unparker;
+                return Context { inner };
+            }
+        }
         Context {
             inner: Arc::new(Inner {
                 select: AtomicUsize::new(0),
                 packet: AtomicPtr::new(ptr::null_mut()),
-                unparker: park::current(),
+                unparker,
             }),
+        }
+    }
+
+    /// The operation is over: keep the allocation for the next one if nobody else holds it.
+    pub(crate) fn release(self) {
+        let mut inner = self.inner;
+        if let Some(i) = Arc::get_mut(&mut inner) {
+            i.unparker = None;
+            put_spare(inner);
         }
     }
 
@@ -139,7 +176,9 @@ impl Context {
 
     /// Wake the waiter.
     pub(crate) fn unpark(&self) {
-        self.inner.unparker.unpark();
+        if let Some(u) = &self.inner.unparker {
+            u.unpark();
+        }
     }
 
     /// Whether both are the same context.

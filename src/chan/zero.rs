@@ -96,7 +96,7 @@ impl<T> Channel<T> {
     /// Claim a waiting sender (under the lock). For a select send case, publish our unparker
     /// in its packet first, so that it can wake us once it has written its message.
     fn claim_sender(inner: &mut Inner, exclude: Option<&Context>) -> Option<(*mut (), Context)> {
-        let me = park::current();
+        let mut me: Option<Unparker> = None;
         let i = inner.senders.selectors.iter().position(|e| {
             if exclude.is_some_and(|x| x.ptr_eq(&e.cx)) {
                 return false;
@@ -106,7 +106,7 @@ impl<T> Channel<T> {
             // only touched under this lock until the CAS below hands it to the sender.
             unsafe {
                 if !(*p).on_stack {
-                    *(*p).waiter.get() = Some(me.clone());
+                    *(*p).waiter.get() = Some(me.get_or_insert_with(park::current).clone());
                 }
             }
             e.cx.try_select(Selected::Operation(e.oper)).is_ok()
@@ -254,7 +254,7 @@ impl<T> Channel<T> {
             .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
         inner.receivers.notify();
         drop(inner);
-        match cx.wait_until(deadline, "chan send") {
+        let result = match cx.wait_until(deadline, "chan send") {
             Selected::Aborted => {
                 // `disconnect` may have emptied the list already.
                 let _ = self.lock().senders.unregister(oper);
@@ -275,7 +275,9 @@ impl<T> Channel<T> {
                 Ok(())
             }
             Selected::Waiting => unreachable!(),
-        }
+        };
+        cx.release();
+        result
     }
 
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
@@ -324,7 +326,7 @@ impl<T> Channel<T> {
             .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
         inner.senders.notify();
         drop(inner);
-        match cx.wait_until(deadline, "chan receive") {
+        let result = match cx.wait_until(deadline, "chan receive") {
             Selected::Aborted => {
                 // `disconnect` may have emptied the list already.
                 let _ = self.lock().receivers.unregister(oper);
@@ -342,7 +344,9 @@ impl<T> Channel<T> {
                 Ok(msg.expect("goro: rendezvous packet without a message"))
             }
             Selected::Waiting => unreachable!(),
-        }
+        };
+        cx.release();
+        result
     }
 
     pub(crate) fn disconnect(&self) -> bool {
