@@ -107,6 +107,20 @@ struct CancelState {
     timer: Option<TimerHandle>,
 }
 
+impl Drop for Node {
+    /// Unlink the parent chain iteratively: dropping the last handle to the leaf of a
+    /// 10,000-deep chain must not recurse 10,000 frames deep.
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(Context { node }) = next {
+            match Arc::try_unwrap(node) {
+                Ok(mut n) => next = n.parent.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 impl Drop for CancelNode {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -262,9 +276,17 @@ impl Context {
     }
 
     fn name(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(p) = &self.node.parent {
-            p.name(f)?;
+        let mut chain = vec![self];
+        while let Some(p) = &chain[chain.len() - 1].node.parent {
+            chain.push(p);
         }
+        for c in chain.into_iter().rev() {
+            c.name_one(f)?;
+        }
+        Ok(())
+    }
+
+    fn name_one(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.node.kind {
             Kind::Background => f.write_str("context.Background"),
             Kind::Todo => f.write_str("context.TODO"),
