@@ -36,7 +36,10 @@ fn handle(ctx: &Context) {
         None => println!("values: no request id"),
     }
     // Same key, other type: not found (no panic).
-    println!("values: as a String: {:?}", ctx.value::<RequestId, String>(&RequestId));
+    println!(
+        "values: as a String: {:?}",
+        ctx.value::<RequestId, String>(&RequestId)
+    );
 }
 
 fn main() {
@@ -50,18 +53,30 @@ fn main() {
             cancel.cancel(); // exit notice
         });
         let _ = ctx.done().recv(); // wait for the notice
-        println!("cancel: exit after {:.1}s, err = {}", t.elapsed().as_secs_f64(), ctx.err().unwrap());
+        println!(
+            "cancel: exit after {:.1}s, err = {}",
+            t.elapsed().as_secs_f64(),
+            ctx.err().unwrap()
+        );
 
         // 2. timeout, with and without enough time; and a cause
-        let (ctx, _cancel) = context::with_timeout(&context::background(), Duration::from_millis(200));
-        println!("timeout: fast op: {:?}", slow_operation(&ctx, Duration::from_millis(10)));
+        let (ctx, _cancel) =
+            context::with_timeout(&context::background(), Duration::from_millis(200));
+        println!(
+            "timeout: fast op: {:?}",
+            slow_operation(&ctx, Duration::from_millis(10))
+        );
         match slow_operation(&ctx, Duration::from_secs(5)) {
             Ok(s) => println!("timeout: slow op: {s}"),
             Err(e) => println!("timeout: slow op: {e}"),
         }
         let (ctx, cancel) = context::with_cancel_cause(&context::background());
         cancel.cancel(Some(Arc::new(Shutdown)));
-        println!("cause: err = {}, cause = {}", ctx.err().unwrap(), context::cause(&ctx).unwrap());
+        println!(
+            "cause: err = {}, cause = {}",
+            ctx.err().unwrap(),
+            context::cause(&ctx).unwrap()
+        );
 
         // 3. values
         let ctx = context::with_value(&context::background(), RequestId, 42u64);

@@ -28,7 +28,10 @@ fn log(start: Instant, msg: impl std::fmt::Display) {
 fn wait_for_signal(start: Instant, part: u32) {
     let (tx, rx) = chan::bounded(1);
     signal::notify(&tx, &[SIGINT, SIGTERM, SIGQUIT]).expect("install signal handlers");
-    log(start, format!("ready: part {part} waiting for SIGINT, SIGTERM or SIGQUIT"));
+    log(
+        start,
+        format!("ready: part {part} waiting for SIGINT, SIGTERM or SIGQUIT"),
+    );
     let sig = rx.recv().expect("the registry holds a sender");
     signal::stop(&tx);
     log(start, format!("got signal {sig}"));

@@ -84,7 +84,10 @@ enum Kind {
     Background,
     Todo,
     Cancel(CancelNode),
-    Value { key: Box<dyn Any + Send + Sync>, value: Box<dyn Any + Send + Sync> },
+    Value {
+        key: Box<dyn Any + Send + Sync>,
+        value: Box<dyn Any + Send + Sync>,
+    },
     WithoutCancel,
 }
 
@@ -162,7 +165,9 @@ pub fn todo() -> Context {
 
 impl Context {
     fn root(kind: Kind) -> Context {
-        Context { node: Arc::new(Node { parent: None, kind }) }
+        Context {
+            node: Arc::new(Node { parent: None, kind }),
+        }
     }
 
     fn new_cancel(parent: &Context, deadline: Option<Instant>) -> Context {
@@ -237,7 +242,9 @@ impl Context {
         let mut cur = self;
         loop {
             match &cur.node.kind {
-                Kind::Cancel(CancelNode { deadline: Some(d), .. }) => return Some(*d),
+                Kind::Cancel(CancelNode {
+                    deadline: Some(d), ..
+                }) => return Some(*d),
                 Kind::Cancel(_) | Kind::Value { .. } => cur = cur.node.parent.as_ref()?,
                 Kind::Background | Kind::Todo | Kind::WithoutCancel => return None,
             }
@@ -290,7 +297,9 @@ impl Context {
         match &self.node.kind {
             Kind::Background => f.write_str("context.Background"),
             Kind::Todo => f.write_str("context.TODO"),
-            Kind::Cancel(CancelNode { deadline: Some(d), .. }) => {
+            Kind::Cancel(CancelNode {
+                deadline: Some(d), ..
+            }) => {
                 let left = d.saturating_duration_since(Instant::now());
                 write!(f, ".WithDeadline({left:?} left)")
             }
@@ -425,7 +434,12 @@ pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
 /// A child that keeps `parent`'s values but is never done, has no deadline, and no cause, even
 /// when `parent` is cancelled (Go's `WithoutCancel`).
 pub fn without_cancel(parent: &Context) -> Context {
-    Context { node: Arc::new(Node { parent: Some(parent.clone()), kind: Kind::WithoutCancel }) }
+    Context {
+        node: Arc::new(Node {
+            parent: Some(parent.clone()),
+            kind: Kind::WithoutCancel,
+        }),
+    }
 }
 
 /// Why `c` was cancelled (Go's `context.Cause`): `None` while it is not done; the cause given to
@@ -460,7 +474,11 @@ pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc
 }
 
 /// `with_deadline_cause(parent, now + timeout, cause)` (Go's `WithTimeoutCause`).
-pub fn with_timeout_cause(parent: &Context, timeout: Duration, cause: Cause) -> (Context, CancelFunc) {
+pub fn with_timeout_cause(
+    parent: &Context,
+    timeout: Duration,
+    cause: Cause,
+) -> (Context, CancelFunc) {
     match Instant::now().checked_add(timeout) {
         Some(d) => deadline_ctx(parent, d, Some(cause)),
         None => with_cancel(parent),
@@ -504,7 +522,10 @@ where
     Context {
         node: Arc::new(Node {
             parent: Some(parent.clone()),
-            kind: Kind::Value { key: Box::new(key), value: Box::new(value) },
+            kind: Kind::Value {
+                key: Box::new(key),
+                value: Box::new(value),
+            },
         }),
     }
 }
@@ -556,7 +577,9 @@ impl fmt::Debug for AfterFuncStop {
 /// exactly once (Go's `AfterFunc`). Several registrations on one context are independent. A
 /// context that can never be done never runs `f`.
 pub fn after_func(ctx: &Context, f: impl FnOnce() + Send + 'static) -> AfterFuncStop {
-    let rec = Arc::new(AfterFuncRec { f: std::sync::Mutex::new(Some(Box::new(f))) });
+    let rec = Arc::new(AfterFuncRec {
+        f: std::sync::Mutex::new(Some(Box::new(f))),
+    });
     let anc = ctx.cancel_ancestor().cloned();
     if let Some(a) = &anc {
         let mut st = lock(&a.cancel_node().state);

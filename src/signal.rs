@@ -41,8 +41,14 @@ pub const SIGUSR2: i32 = libc::SIGUSR2;
 
 /// Signals that cannot or must not be caught: SIGKILL and SIGSTOP cannot; SIGSEGV, SIGBUS,
 /// SIGILL and SIGFPE report faults (goro's stack-overflow detection needs SIGSEGV and SIGBUS).
-const FORBIDDEN: &[i32] =
-    &[libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+const FORBIDDEN: &[i32] = &[
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+];
 
 struct Entry {
     tx: Sender<i32>,
@@ -65,7 +71,10 @@ fn registry() -> std::sync::MutexGuard<'static, Option<State>> {
 }
 
 fn invalid(sig: i32) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, format!("signal {sig} cannot be caught"))
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("signal {sig} cannot be caught"),
+    )
 }
 
 /// Whether `sig` is a signal number this process may catch.
@@ -93,12 +102,19 @@ fn is_ignored(sig: i32) -> bool {
 fn start() -> io::Result<State> {
     let mut signals = Signals::new(std::iter::empty::<i32>())?;
     let handle = signals.handle();
-    std::thread::Builder::new().name("goro-signal".into()).spawn(move || {
-        for sig in signals.forever() {
-            deliver(sig);
-        }
-    })?;
-    Ok(State { handle, entries: Vec::new(), caught: HashSet::new(), originally_ignored: HashSet::new() })
+    std::thread::Builder::new()
+        .name("goro-signal".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                deliver(sig);
+            }
+        })?;
+    Ok(State {
+        handle,
+        entries: Vec::new(),
+        caught: HashSet::new(),
+        originally_ignored: HashSet::new(),
+    })
 }
 
 fn deliver(sig: i32) {
@@ -135,7 +151,11 @@ pub fn notify(tx: &Sender<i32>, signals: &[i32]) -> io::Result<()> {
     for &s in signals {
         check(s)?;
     }
-    let signals = if signals.is_empty() { all_signals() } else { signals.to_vec() };
+    let signals = if signals.is_empty() {
+        all_signals()
+    } else {
+        signals.to_vec()
+    };
     let mut reg = registry();
     if reg.is_none() {
         *reg = Some(start()?);
@@ -156,7 +176,10 @@ pub fn notify(tx: &Sender<i32>, signals: &[i32]) -> io::Result<()> {
             if st.entries.is_empty() {
                 crate::sched::add_wake_source();
             }
-            st.entries.push(Entry { tx: tx.clone(), signals: signals.into_iter().collect() });
+            st.entries.push(Entry {
+                tx: tx.clone(),
+                signals: signals.into_iter().collect(),
+            });
         }
     }
     Ok(())

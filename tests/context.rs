@@ -35,7 +35,10 @@ fn background_and_todo_are_never_done() {
         assert!(context::cause(&c).is_none());
         assert!(c.value::<u32, u32>(&1).is_none());
         assert_eq!(c.done().try_recv(), Err(TryRecvError::Empty));
-        assert_eq!(c.done().recv_timeout(Duration::from_millis(5)), Err(RecvTimeoutError::Timeout));
+        assert_eq!(
+            c.done().recv_timeout(Duration::from_millis(5)),
+            Err(RecvTimeoutError::Timeout)
+        );
     }
     assert_eq!(format!("{:?}", context::background()), "context.Background");
     assert_eq!(format!("{}", context::todo()), "context.TODO");
@@ -44,7 +47,10 @@ fn background_and_todo_are_never_done() {
 #[test]
 fn errors_display_like_go() {
     assert_eq!(Error::Canceled.to_string(), "context canceled");
-    assert_eq!(Error::DeadlineExceeded.to_string(), "context deadline exceeded");
+    assert_eq!(
+        Error::DeadlineExceeded.to_string(),
+        "context deadline exceeded"
+    );
     assert!(Error::DeadlineExceeded.is_timeout());
     assert!(!Error::Canceled.is_timeout());
 }
@@ -54,7 +60,10 @@ fn cancel_closes_done_sets_err_and_is_idempotent() {
     let (ctx, cancel) = context::with_cancel(&context::background());
     let done = ctx.done(); // taken before cancel
     assert!(ctx.err().is_none());
-    assert!(context::cause(&ctx).is_none(), "Cause is nil before cancellation");
+    assert!(
+        context::cause(&ctx).is_none(),
+        "Cause is nil before cancellation"
+    );
     assert!(!is_done(&ctx));
     cancel.cancel();
     assert_eq!(done.recv(), Err(goro::chan::RecvError));
@@ -86,7 +95,11 @@ fn cancellation_flows_down_never_up() {
 
     cancel_a.cancel();
     assert_eq!(a.err(), Some(Error::Canceled));
-    assert_eq!(b.err(), Some(Error::Canceled), "grandchild through a value node");
+    assert_eq!(
+        b.err(),
+        Some(Error::Canceled),
+        "grandchild through a value node"
+    );
     assert_eq!(va.err(), Some(Error::Canceled));
     assert!(root.err().is_none(), "never upwards");
     assert!(sibling.err().is_none());
@@ -129,13 +142,24 @@ fn cancel_cause_semantics() {
     cancel.cancel(Some(my("shutdown requested")));
     assert_eq!(ctx.err(), Some(Error::Canceled), "Err stays Canceled");
     assert_eq!(cause_str(&ctx).as_deref(), Some("shutdown requested"));
-    assert_eq!(cause_str(&child).as_deref(), Some("shutdown requested"), "children inherit the cause");
+    assert_eq!(
+        cause_str(&child).as_deref(),
+        Some("shutdown requested"),
+        "children inherit the cause"
+    );
     cancel.cancel(Some(my("second")));
-    assert_eq!(cause_str(&ctx).as_deref(), Some("shutdown requested"), "first cancellation wins");
+    assert_eq!(
+        cause_str(&ctx).as_deref(),
+        Some("shutdown requested"),
+        "first cancellation wins"
+    );
 
     let (ctx2, cancel2) = context::with_cancel_cause(&context::background());
     cancel2.cancel(None);
-    assert_eq!(context::cause(&ctx2).unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
+    assert_eq!(
+        context::cause(&ctx2).unwrap().downcast_ref::<Error>(),
+        Some(&Error::Canceled)
+    );
 
     // The parent's cancellation (with its cause) reaches a cause-child first.
     let (p, pc) = context::with_cancel_cause(&context::background());
@@ -144,7 +168,10 @@ fn cancel_cause_semantics() {
     cc.cancel(Some(my("child")));
     assert_eq!(cause_str(&c).as_deref(), Some("parent"));
     // Cause of a value node is the cause of its cancellable ancestor.
-    assert_eq!(cause_str(&context::with_value(&c, 0u8, 0u8)).as_deref(), Some("parent"));
+    assert_eq!(
+        cause_str(&context::with_value(&c, 0u8, 0u8)).as_deref(),
+        Some("parent")
+    );
 }
 
 #[test]
@@ -168,14 +195,20 @@ fn deadline_semantics() {
     assert_eq!(earlier.done().recv(), Err(goro::chan::RecvError));
     assert!(Instant::now() >= earlier_d);
     assert_eq!(earlier.err(), Some(Error::DeadlineExceeded));
-    assert!(ctx.err().is_none(), "a child's deadline does not cancel the parent");
+    assert!(
+        ctx.err().is_none(),
+        "a child's deadline does not cancel the parent"
+    );
     assert_eq!(ctx.done().recv(), Err(goro::chan::RecvError));
     assert!(Instant::now() >= d);
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     assert_eq!(later.err(), Some(Error::DeadlineExceeded));
     assert_eq!(plain.err(), Some(Error::DeadlineExceeded));
-    assert_eq!(context::cause(&ctx).unwrap().downcast_ref::<Error>(), Some(&Error::DeadlineExceeded));
+    assert_eq!(
+        context::cause(&ctx).unwrap().downcast_ref::<Error>(),
+        Some(&Error::DeadlineExceeded)
+    );
 }
 
 #[test]
@@ -196,8 +229,11 @@ fn deadline_in_the_past_is_done_at_once_and_cancel_before_deadline_is_canceled()
 
 #[test]
 fn deadline_and_timeout_causes() {
-    let (ctx, _c) =
-        context::with_timeout_cause(&context::background(), Duration::from_millis(10), my("too slow"));
+    let (ctx, _c) = context::with_timeout_cause(
+        &context::background(),
+        Duration::from_millis(10),
+        my("too slow"),
+    );
     assert_eq!(ctx.done().recv(), Err(goro::chan::RecvError));
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     assert_eq!(cause_str(&ctx).as_deref(), Some("too slow"));
@@ -209,9 +245,13 @@ fn deadline_and_timeout_causes() {
     );
     cancel.cancel();
     assert_eq!(ctx.err(), Some(Error::Canceled));
-    assert_eq!(context::cause(&ctx).unwrap().downcast_ref::<Error>(), Some(&Error::Canceled));
+    assert_eq!(
+        context::cause(&ctx).unwrap().downcast_ref::<Error>(),
+        Some(&Error::Canceled)
+    );
 
-    let (ctx, _c) = context::with_deadline_cause(&context::background(), Instant::now(), my("late"));
+    let (ctx, _c) =
+        context::with_deadline_cause(&context::background(), Instant::now(), my("late"));
     assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
     assert_eq!(cause_str(&ctx).as_deref(), Some("late"));
 }
@@ -228,25 +268,45 @@ fn value_lookup_semantics() {
     let b = context::with_value(&a, OtherKey, 7u32);
     let (c, cancel) = context::with_cancel(&b);
     let d = context::with_value(&c, UserKey, String::from("bob")); // shadows
-    assert_eq!(d.value::<UserKey, String>(&UserKey).map(String::as_str), Some("bob"));
-    assert_eq!(c.value::<UserKey, String>(&UserKey).map(String::as_str), Some("alice"));
+    assert_eq!(
+        d.value::<UserKey, String>(&UserKey).map(String::as_str),
+        Some("bob")
+    );
+    assert_eq!(
+        c.value::<UserKey, String>(&UserKey).map(String::as_str),
+        Some("alice")
+    );
     assert_eq!(d.value::<OtherKey, u32>(&OtherKey), Some(&7));
     // Wrong value type: not found (no panic), and lookup continues past a key whose value type
     // differs to an ancestor with the right one.
     assert_eq!(d.value::<OtherKey, u64>(&OtherKey), None);
     let e = context::with_value(&d, UserKey, 5u8);
-    assert_eq!(e.value::<UserKey, String>(&UserKey).map(String::as_str), Some("bob"));
+    assert_eq!(
+        e.value::<UserKey, String>(&UserKey).map(String::as_str),
+        Some("bob")
+    );
     assert_eq!(e.value::<UserKey, u8>(&UserKey), Some(&5));
     // Keys compare by type *and* value.
     let f = context::with_value(&bg, "id", 1i32);
     let g = context::with_value(&f, "other", 2i32);
     assert_eq!(g.value::<&str, i32>(&"id"), Some(&1));
     assert_eq!(g.value::<&str, i32>(&"missing"), None);
-    assert_eq!(g.value::<String, i32>(&"id".to_string()), None, "&str and String are different key types");
+    assert_eq!(
+        g.value::<String, i32>(&"id".to_string()),
+        None,
+        "&str and String are different key types"
+    );
     cancel.cancel();
-    assert_eq!(d.value::<OtherKey, u32>(&OtherKey), Some(&7), "values survive cancellation");
+    assert_eq!(
+        d.value::<OtherKey, u32>(&OtherKey),
+        Some(&7),
+        "values survive cancellation"
+    );
     assert!(d.deadline().is_none());
-    assert_eq!(format!("{e:?}"), "context.Background.WithValue.WithValue.WithCancel.WithValue.WithValue");
+    assert_eq!(
+        format!("{e:?}"),
+        "context.Background.WithValue.WithValue.WithCancel.WithValue.WithValue"
+    );
 }
 
 #[test]
@@ -263,7 +323,10 @@ fn without_cancel_keeps_values_and_is_never_done() {
     assert!(w.err().is_none());
     assert!(context::cause(&w).is_none());
     assert_eq!(w.done().try_recv(), Err(TryRecvError::Empty));
-    assert!(wc.err().is_none(), "children of without_cancel are detached from the parent");
+    assert!(
+        wc.err().is_none(),
+        "children of without_cancel are detached from the parent"
+    );
     cancel_wc.cancel();
     assert_eq!(wc.err(), Some(Error::Canceled));
     assert!(stop.stop(), "f was never started, so stop stops it");
@@ -292,7 +355,10 @@ fn after_func_runs_once_in_its_own_coroutine() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("first"));
     assert!(!s1.stop() && !s2.stop(), "already started");
     cancel.cancel();
-    assert!(rx.recv_timeout(Duration::from_millis(50)).is_err(), "runs once; stopped one never runs");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(50)).is_err(),
+        "runs once; stopped one never runs"
+    );
 
     // Already done: f starts immediately.
     let tx4 = tx.clone();
@@ -324,7 +390,11 @@ fn after_func_stop_races_cancel_exactly_once() {
         let stopped = stop.stop();
         h.join().unwrap();
         if stopped {
-            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected), "stopped: f never runs");
+            assert_eq!(
+                rx.try_recv(),
+                Err(TryRecvError::Disconnected),
+                "stopped: f never runs"
+            );
         } else {
             rx.recv().unwrap();
             assert_eq!(ran.load(SeqCst), 1);

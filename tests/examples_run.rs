@@ -93,7 +93,11 @@ fn graceful_shutdown_stops_on_signals() {
     for n in 0..5 {
         assert!(has(&format!("{n} closing...")), "{text}");
     }
-    assert_eq!(lines.iter().filter(|l| l.ends_with("] exit")).count(), 2, "{text}");
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with("] exit")).count(),
+        2,
+        "{text}"
+    );
     assert!(lines.last().unwrap().ends_with("] exit"), "{text}");
     // Part 1 stops before part 2 starts; the workers close only after the signal.
     let pos = |s: &str| lines.iter().position(|l| l.ends_with(s)).unwrap();
@@ -141,13 +145,20 @@ fn waitgroup_example_waits_for_all_five() {
     assert_eq!(nums, [0, 1, 2, 3, 4]);
     assert!(lines[5].starts_with("exit"), "{text}");
     // The five one-second sleeps overlap.
-    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
 }
 
 #[test]
 fn context_example_shows_cancel_timeout_values() {
     let out = Command::new(example("context")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     for expect in [
         "cancel: ok",

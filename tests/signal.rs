@@ -27,7 +27,14 @@ const LONG: Duration = Duration::from_secs(10);
 fn constants_match_libc() {
     assert_eq!(
         [SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2],
-        [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2]
+        [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2
+        ]
     );
 }
 
@@ -43,7 +50,11 @@ fn delivers_to_every_listener_and_stop_detaches_one() {
     assert_eq!(rx2.recv_timeout(LONG), Ok(SIGUSR1));
     kill_self(SIGUSR2);
     assert_eq!(rx2.recv_timeout(LONG), Ok(SIGUSR2));
-    assert_eq!(rx1.try_recv(), Err(TryRecvError::Empty), "tx1 did not ask for SIGUSR2");
+    assert_eq!(
+        rx1.try_recv(),
+        Err(TryRecvError::Empty),
+        "tx1 did not ask for SIGUSR2"
+    );
 
     // notify again on the same channel adds a signal.
     signal::notify(&tx1, &[SIGUSR2]).unwrap();
@@ -68,7 +79,11 @@ fn full_channel_drops_without_blocking_delivery() {
         // Each delivery reaches the roomy channel even though the other one is full.
         assert_eq!(rx.recv_timeout(LONG), Ok(SIGUSR1));
     }
-    assert_eq!(full_rx.len(), 1, "the full channel kept one, the rest were dropped");
+    assert_eq!(
+        full_rx.len(),
+        1,
+        "the full channel kept one, the rest were dropped"
+    );
     assert_eq!(full_rx.try_recv(), Ok(SIGUSR1));
     assert_eq!(full_rx.try_recv(), Err(TryRecvError::Empty));
     signal::stop(&full_tx);
@@ -87,14 +102,24 @@ fn registered_sender_is_held_until_stop() {
     signal::stop(&keep);
     drop(keep);
     assert!(keeper_rx.is_closed(), "stop dropped the held Sender");
-    assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(1)),
+        Err(RecvTimeoutError::Disconnected)
+    );
 }
 
 #[test]
 fn forbidden_and_invalid_signals_are_invalid_input() {
     let _s = serial();
     let (tx, _rx) = chan::bounded(1);
-    for sig in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
+    for sig in [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+    ] {
         let e = signal::notify(&tx, &[sig]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "signal {sig}");
     }
@@ -175,6 +200,11 @@ fn registration_keeps_the_deadlock_detector_quiet() {
     }
     let out = child("registration_keeps_the_deadlock_detector_quiet");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(&format!("got {SIGUSR1}")), "{stdout}");
 }

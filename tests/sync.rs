@@ -182,7 +182,12 @@ fn rwlock_stress_invariant() {
     });
     let g = l.read();
     assert_eq!(g.0, g.1);
-    assert_eq!(g.0, (0..64usize).map(|i| (0..1_000).filter(|k| (i + k) % 8 == 0).count() as u64).sum());
+    assert_eq!(
+        g.0,
+        (0..64usize)
+            .map(|i| (0..1_000).filter(|k| (i + k) % 8 == 0).count() as u64)
+            .sum()
+    );
 }
 
 #[test]
@@ -210,7 +215,11 @@ fn rwlock_writer_not_starved_by_overlapping_readers() {
     for i in 0..100 {
         let t = Instant::now();
         *l.write() = i;
-        assert!(t.elapsed() < Duration::from_millis(500), "writer waited {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "writer waited {:?}",
+            t.elapsed()
+        );
     }
     stop.store(true, Relaxed);
     for r in readers {
@@ -271,7 +280,10 @@ fn condvar_producer_consumer_mixed() {
     for c in consumers {
         c.join();
     }
-    assert_eq!(total.load(Relaxed) as u64, PRODUCERS as u64 * ITEMS * (ITEMS + 1) / 2);
+    assert_eq!(
+        total.load(Relaxed) as u64,
+        PRODUCERS as u64 * ITEMS * (ITEMS + 1) / 2
+    );
     assert!(pair.0.lock().is_empty());
 }
 
@@ -369,7 +381,12 @@ fn once_runs_once_and_waiters_wait() {
         let finished = Arc::new(AtomicBool::new(false));
         let arrived = Arc::new(AtomicUsize::new(0));
         const N: usize = 8;
-        let (o, r, f, a) = (once.clone(), runs.clone(), finished.clone(), arrived.clone());
+        let (o, r, f, a) = (
+            once.clone(),
+            runs.clone(),
+            finished.clone(),
+            arrived.clone(),
+        );
         mixed(6, 2, move |_| {
             a.fetch_add(1, SeqCst);
             o.call_once(|| {
@@ -380,7 +397,10 @@ fn once_runs_once_and_waiters_wait() {
                 }
                 f.store(true, SeqCst);
             });
-            assert!(f.load(SeqCst), "call_once returned before the call finished");
+            assert!(
+                f.load(SeqCst),
+                "call_once returned before the call finished"
+            );
         });
         assert_eq!(runs.load(SeqCst), 1);
         assert!(once.is_completed());
@@ -557,6 +577,9 @@ fn semaphore_zero_deadlock_is_reported() {
     let out = run_child("semaphore_zero_deadlock_is_reported");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains("all coroutines are asleep - deadlock!"), "{err}");
+    assert!(
+        err.contains("all coroutines are asleep - deadlock!"),
+        "{err}"
+    );
     assert!(err.contains("semacquire"), "{err}");
 }

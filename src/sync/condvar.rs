@@ -31,7 +31,9 @@ impl std::fmt::Debug for Condvar {
 impl Condvar {
     /// A condition variable with no waiters.
     pub const fn new() -> Condvar {
-        Condvar { waiters: std::sync::Mutex::new(VecDeque::new()) }
+        Condvar {
+            waiters: std::sync::Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Atomically unlock `guard`'s mutex and wait for a notification, then lock it again.

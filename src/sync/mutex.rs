@@ -78,12 +78,19 @@ pub(crate) struct RawMutex {
 
 impl RawMutex {
     pub(crate) const fn new() -> RawMutex {
-        RawMutex { state: AtomicU32::new(0), queue: std::sync::Mutex::new(VecDeque::new()) }
+        RawMutex {
+            state: AtomicU32::new(0),
+            queue: std::sync::Mutex::new(VecDeque::new()),
+        }
     }
 
     #[inline]
     pub(crate) fn lock(&self) {
-        if self.state.compare_exchange_weak(0, LOCKED, Acquire, Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange_weak(0, LOCKED, Acquire, Relaxed)
+            .is_err()
+        {
             self.lock_slow();
         }
     }
@@ -95,7 +102,10 @@ impl RawMutex {
             if s & (LOCKED | STARVING) != 0 {
                 return false;
             }
-            match self.state.compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed) {
+            match self
+                .state
+                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+            {
                 Ok(_) => return true,
                 Err(cur) => s = cur,
             }
@@ -121,8 +131,16 @@ impl RawMutex {
             let s = self.state.load(Relaxed);
             if s & STARVING == 0 {
                 if s & LOCKED == 0 {
-                    let new = if awoke { (s | LOCKED) & !WOKEN } else { s | LOCKED };
-                    if self.state.compare_exchange_weak(s, new, Acquire, Relaxed).is_ok() {
+                    let new = if awoke {
+                        (s | LOCKED) & !WOKEN
+                    } else {
+                        s | LOCKED
+                    };
+                    if self
+                        .state
+                        .compare_exchange_weak(s, new, Acquire, Relaxed)
+                        .is_ok()
+                    {
                         return;
                     }
                     continue;
@@ -130,7 +148,10 @@ impl RawMutex {
                 if spins < SPIN_ROUNDS && can_spin() {
                     if !awoke
                         && s & (WOKEN | WAITERS) == WAITERS
-                        && self.state.compare_exchange_weak(s, s | WOKEN, Relaxed, Relaxed).is_ok()
+                        && self
+                            .state
+                            .compare_exchange_weak(s, s | WOKEN, Relaxed, Relaxed)
+                            .is_ok()
                     {
                         awoke = true;
                     }
@@ -152,7 +173,11 @@ impl RawMutex {
             if starving && s & LOCKED != 0 {
                 new |= STARVING;
             }
-            if self.state.compare_exchange(s, new, Relaxed, Relaxed).is_err() {
+            if self
+                .state
+                .compare_exchange(s, new, Relaxed, Relaxed)
+                .is_err()
+            {
                 continue;
             }
             let w = Waiter::new();
@@ -213,7 +238,10 @@ impl RawMutex {
             if s & WAITERS == 0 || s & (LOCKED | WOKEN | STARVING) != 0 {
                 return;
             }
-            match self.state.compare_exchange_weak(s, s | WOKEN, Relaxed, Relaxed) {
+            match self
+                .state
+                .compare_exchange_weak(s, s | WOKEN, Relaxed, Relaxed)
+            {
                 Ok(_) => {
                     let mut q = lock(&self.queue);
                     let w = q.pop_front();
@@ -265,7 +293,10 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 impl<T> Mutex<T> {
     /// A new unlocked mutex holding `value`.
     pub const fn new(value: T) -> Mutex<T> {
-        Mutex { raw: RawMutex::new(), data: UnsafeCell::new(value) }
+        Mutex {
+            raw: RawMutex::new(),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// Consume the mutex and return the value.
@@ -279,14 +310,20 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.raw.lock();
-        MutexGuard { mutex: self, _not_send: PhantomData }
+        MutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Acquire the lock if it is free right now (never waits).
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         if self.raw.try_lock() {
-            Some(MutexGuard { mutex: self, _not_send: PhantomData })
+            Some(MutexGuard {
+                mutex: self,
+                _not_send: PhantomData,
+            })
         } else {
             None
         }

@@ -35,7 +35,9 @@ impl Default for Once {
 
 impl std::fmt::Debug for Once {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Once").field("completed", &self.is_completed()).finish()
+        f.debug_struct("Once")
+            .field("completed", &self.is_completed())
+            .finish()
     }
 }
 
@@ -54,7 +56,10 @@ impl Drop for Complete<'_> {
 impl Once {
     /// A `Once` that has not run yet.
     pub const fn new() -> Once {
-        Once { state: AtomicU8::new(INCOMPLETE), waiters: std::sync::Mutex::new(Vec::new()) }
+        Once {
+            state: AtomicU8::new(INCOMPLETE),
+            waiters: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// Run `f` if no call has run yet; otherwise wait until the first call has finished.
@@ -67,7 +72,11 @@ impl Once {
 
     #[cold]
     fn call_slow(&self, f: impl FnOnce()) {
-        if self.state.compare_exchange(INCOMPLETE, RUNNING, Acquire, Acquire).is_ok() {
+        if self
+            .state
+            .compare_exchange(INCOMPLETE, RUNNING, Acquire, Acquire)
+            .is_ok()
+        {
             let done = Complete(self);
             f();
             drop(done);

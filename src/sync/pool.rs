@@ -33,13 +33,19 @@ impl<T> Pool<T> {
 
     /// An empty pool that calls `make` when it has no idle object to hand out.
     pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Pool<T> {
-        Pool { idle: ArrayQueue::new(Self::MAX_IDLE), make: Box::new(make) }
+        Pool {
+            idle: ArrayQueue::new(Self::MAX_IDLE),
+            make: Box::new(make),
+        }
     }
 
     /// An idle object, or a new one; it returns to the pool when the guard is dropped.
     pub fn get(&self) -> PoolGuard<'_, T> {
         let value = self.idle.pop().unwrap_or_else(|| (self.make)());
-        PoolGuard { pool: self, value: Some(value) }
+        PoolGuard {
+            pool: self,
+            value: Some(value),
+        }
     }
 
     /// Add an object to the pool (dropped if the pool is full).
@@ -55,7 +61,9 @@ impl<T> Pool<T> {
 
 impl<T> fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("idle", &self.idle.len()).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("idle", &self.idle.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,20 +76,26 @@ pub struct PoolGuard<'a, T> {
 impl<T> PoolGuard<'_, T> {
     /// Keep the object: it will not return to the pool.
     pub fn into_inner(mut self) -> T {
-        self.value.take().expect("PoolGuard holds a value until dropped")
+        self.value
+            .take()
+            .expect("PoolGuard holds a value until dropped")
     }
 }
 
 impl<T> Deref for PoolGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.value.as_ref().expect("PoolGuard holds a value until dropped")
+        self.value
+            .as_ref()
+            .expect("PoolGuard holds a value until dropped")
     }
 }
 
 impl<T> DerefMut for PoolGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.value.as_mut().expect("PoolGuard holds a value until dropped")
+        self.value
+            .as_mut()
+            .expect("PoolGuard holds a value until dropped")
     }
 }
 

@@ -49,7 +49,10 @@ impl RawRwLock {
     const fn new() -> Self {
         RawRwLock {
             state: AtomicUsize::new(0),
-            queues: std::sync::Mutex::new(Queues { readers: Vec::new(), writers: VecDeque::new() }),
+            queues: std::sync::Mutex::new(Queues {
+                readers: Vec::new(),
+                writers: VecDeque::new(),
+            }),
         }
     }
 
@@ -68,7 +71,9 @@ impl RawRwLock {
             if s & (WRITER | WRITER_WAITING) != 0 {
                 return false;
             }
-            let new = s.checked_add(READER).expect("goro: too many RwLock readers");
+            let new = s
+                .checked_add(READER)
+                .expect("goro: too many RwLock readers");
             match self.state.compare_exchange_weak(s, new, Acquire, Relaxed) {
                 Ok(_) => return true,
                 Err(cur) => s = cur,
@@ -80,7 +85,10 @@ impl RawRwLock {
     fn read(&self) {
         let s = self.state.load(Relaxed);
         if s & (WRITER | WRITER_WAITING | READERS_WAITING) != 0
-            || self.state.compare_exchange_weak(s, s + READER, Acquire, Relaxed).is_err()
+            || self
+                .state
+                .compare_exchange_weak(s, s + READER, Acquire, Relaxed)
+                .is_err()
         {
             self.read_slow();
         }
@@ -97,7 +105,11 @@ impl RawRwLock {
             if s & (WRITER | WRITER_WAITING) == 0 {
                 continue; // became readable: retry (drops `q`)
             }
-            if self.state.compare_exchange(s, s | READERS_WAITING, Relaxed, Relaxed).is_err() {
+            if self
+                .state
+                .compare_exchange(s, s | READERS_WAITING, Relaxed, Relaxed)
+                .is_err()
+            {
                 continue;
             }
             let w = Waiter::new();
@@ -124,7 +136,10 @@ impl RawRwLock {
         if s & WRITER != 0 || s >= READER || s & WRITER_WAITING == 0 {
             return; // someone else already took care of it
         }
-        let w = q.writers.pop_front().expect("WRITER_WAITING implies a queued writer");
+        let w = q
+            .writers
+            .pop_front()
+            .expect("WRITER_WAITING implies a queued writer");
         let empty = q.writers.is_empty();
         self.update(Acquire, |s| {
             let s = s | WRITER;
@@ -140,12 +155,18 @@ impl RawRwLock {
 
     #[inline]
     fn try_write(&self) -> bool {
-        self.state.compare_exchange(0, WRITER, Acquire, Relaxed).is_ok()
+        self.state
+            .compare_exchange(0, WRITER, Acquire, Relaxed)
+            .is_ok()
     }
 
     #[inline]
     fn write(&self) {
-        if self.state.compare_exchange_weak(0, WRITER, Acquire, Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange_weak(0, WRITER, Acquire, Relaxed)
+            .is_err()
+        {
             self.write_slow();
         }
     }
@@ -156,12 +177,20 @@ impl RawRwLock {
             let mut q = lock(&self.queues);
             let s = self.state.load(Relaxed);
             if s & WRITER == 0 && s < READER {
-                if self.state.compare_exchange(s, s | WRITER, Acquire, Relaxed).is_ok() {
+                if self
+                    .state
+                    .compare_exchange(s, s | WRITER, Acquire, Relaxed)
+                    .is_ok()
+                {
                     return;
                 }
                 continue;
             }
-            if self.state.compare_exchange(s, s | WRITER_WAITING, Relaxed, Relaxed).is_err() {
+            if self
+                .state
+                .compare_exchange(s, s | WRITER_WAITING, Relaxed, Relaxed)
+                .is_err()
+            {
                 continue;
             }
             let w = Waiter::new();
@@ -175,7 +204,11 @@ impl RawRwLock {
 
     #[inline]
     fn write_unlock(&self) {
-        if self.state.compare_exchange(WRITER, 0, Release, Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(WRITER, 0, Release, Relaxed)
+            .is_err()
+        {
             self.write_unlock_slow();
         }
     }
@@ -223,7 +256,10 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 impl<T> RwLock<T> {
     /// A new unlocked lock holding `value`.
     pub const fn new(value: T) -> RwLock<T> {
-        RwLock { raw: RawRwLock::new(), data: UnsafeCell::new(value) }
+        RwLock {
+            raw: RawRwLock::new(),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// Consume the lock and return the value.
@@ -237,24 +273,36 @@ impl<T: ?Sized> RwLock<T> {
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.raw.read();
-        RwLockReadGuard { lock: self, _not_send: PhantomData }
+        RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Exclusive access, parking until all readers and writers are gone.
     #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.raw.write();
-        RwLockWriteGuard { lock: self, _not_send: PhantomData }
+        RwLockWriteGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Shared access if available now (no writer holds or waits).
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        self.raw.try_read().then(|| RwLockReadGuard { lock: self, _not_send: PhantomData })
+        self.raw.try_read().then(|| RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// Exclusive access if the lock is free now.
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        self.raw.try_write().then(|| RwLockWriteGuard { lock: self, _not_send: PhantomData })
+        self.raw.try_write().then(|| RwLockWriteGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// Mutable access without locking (the `&mut` proves nobody else holds the lock).

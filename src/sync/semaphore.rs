@@ -30,14 +30,21 @@ pub struct Semaphore {
 
 impl std::fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Semaphore").field("available", &self.available()).finish()
+        f.debug_struct("Semaphore")
+            .field("available", &self.available())
+            .finish()
     }
 }
 
 impl Semaphore {
     /// A semaphore with `permits` permits available.
     pub const fn new(permits: usize) -> Semaphore {
-        Semaphore { state: std::sync::Mutex::new(State { permits, waiters: VecDeque::new() }) }
+        Semaphore {
+            state: std::sync::Mutex::new(State {
+                permits,
+                waiters: VecDeque::new(),
+            }),
+        }
     }
 
     /// Take one permit, parking until one is available. The guard gives it back when dropped.

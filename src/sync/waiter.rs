@@ -31,7 +31,10 @@ pub(super) struct Waiter {
 impl Waiter {
     /// A waiter for the calling coroutine or thread.
     pub(super) fn new() -> Arc<Waiter> {
-        Arc::new(Waiter { unparker: park::current(), state: AtomicU8::new(WAITING) })
+        Arc::new(Waiter {
+            unparker: park::current(),
+            state: AtomicU8::new(WAITING),
+        })
     }
 
     /// Set the outcome and unpark the waiter. Call once, after removing it from its queue.

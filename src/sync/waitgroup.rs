@@ -41,7 +41,9 @@ impl Default for WaitGroup {
 
 impl std::fmt::Debug for WaitGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WaitGroup").field("count", &self.count()).finish()
+        f.debug_struct("WaitGroup")
+            .field("count", &self.count())
+            .finish()
     }
 }
 
@@ -49,7 +51,10 @@ impl WaitGroup {
     /// A wait group with counter zero.
     pub fn new() -> WaitGroup {
         WaitGroup {
-            inner: Arc::new(Inner { count: AtomicIsize::new(0), waiters: Default::default() }),
+            inner: Arc::new(Inner {
+                count: AtomicIsize::new(0),
+                waiters: Default::default(),
+            }),
         }
     }
 
@@ -58,7 +63,11 @@ impl WaitGroup {
     /// # Panics
     /// If the counter goes below zero: "sync: negative WaitGroup counter".
     pub fn add(&self, delta: isize) {
-        let new = self.inner.count.fetch_add(delta, AcqRel).wrapping_add(delta);
+        let new = self
+            .inner
+            .count
+            .fetch_add(delta, AcqRel)
+            .wrapping_add(delta);
         if new < 0 {
             panic!("sync: negative WaitGroup counter");
         }
