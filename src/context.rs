@@ -13,9 +13,11 @@
 //!
 //! - **Propagation** needs no coroutine or thread per context: a new cancellable node registers
 //!   with its nearest cancellable ancestor (skipping value nodes; stopping at roots and
-//!   `without_cancel`, which are never done). Cancelling a node takes its children out under its
-//!   lock and cancels them with the same error and cause, iteratively (a deep chain cannot
-//!   overflow the stack). Cancellation never flows upwards.
+//!   `without_cancel`, which are never done). Cancelling a node cancels its whole subtree with
+//!   the same error and cause, iteratively (a deep chain cannot overflow the stack): first it
+//!   marks the subtree top-down, then makes the nodes done bottom-up, so that a context whose
+//!   `err()` is set never has a descendant whose `err()` is not (Go's guarantee). Cancellation
+//!   never flows upwards.
 //! - **No leaks**: a node cancelled by its own `CancelFunc` (or its deadline) removes itself from
 //!   the ancestor it registered with. As in Go, a child that is never cancelled stays registered
 //!   until that ancestor is cancelled: always call the `CancelFunc`.
@@ -23,9 +25,9 @@
 //!   reference and is cancelled with the context.
 //! - `after_func` callbacks are started in their own coroutine, exactly once, by whoever cancels.
 //!
-//! Invariants: a node's error is set once and never changes; its `done` channel is closed iff its
-//! error is set (and that happens in the same critical section); a node's children map is empty
-//! once it is done. Locks are never nested: each step holds at most one node's lock.
+//! Invariants: a node's error is set once and never changes; its `done` channel is closed once
+//! its error is set; a node's children map is empty once it is marked or done, and nothing
+//! registers with a marked node. Locks are never nested: each step holds at most one node's lock.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -101,6 +103,8 @@ struct CancelNode {
 
 #[derive(Default)]
 struct CancelState {
+    /// Set by the mark phase of a cancellation in progress (see [`cancel`]).
+    pending: Option<(Error, Cause)>,
     err: Option<Error>,
     cause: Option<Cause>,
     done_tx: Option<Sender<()>>,
@@ -329,9 +333,14 @@ fn propagate(parent: &Context, child: &Context) {
         return; // the parent can never be done
     };
     let mut st = lock(&anc.cancel_node().state);
-    match st.err {
-        Some(err) => {
-            let cause = st.cause.clone();
+    // Done, or being cancelled right now: the child is cancelled with the same error and cause.
+    let done = match (&st.err, &st.pending) {
+        (Some(err), _) => Some((*err, st.cause.clone())),
+        (None, Some((err, cause))) => Some((*err, Some(cause.clone()))),
+        (None, None) => None,
+    };
+    match done {
+        Some((err, cause)) => {
             drop(st);
             cancel(child, false, err, cause);
         }
@@ -342,37 +351,79 @@ fn propagate(parent: &Context, child: &Context) {
 }
 
 /// Cancel `ctx` and all its descendants with `err`/`cause` (the cause defaults to `err`).
+///
+/// Two phases, so that a done context never has a descendant that still looks alive (Go gets
+/// this by holding the parent's lock while it cancels the children; we must not recurse):
+/// 1. *mark*, top-down: each node not yet done or marked gets `pending = (err, cause)` and gives
+///    up its children map; new children registering meanwhile see the mark and are cancelled
+///    at once;
+/// 2. *commit*, bottom-up (reverse discovery order): set the error, close `done`, cancel the
+///    timer, start the `after_func`s. Descendants are therefore done before their ancestors.
+///
+/// If `ctx` itself was already marked by a concurrent ancestor cancellation, this call commits
+/// `ctx` with the marked values before returning, so "after `cancel` returns, `err()` is set"
+/// holds for every caller.
 fn cancel(ctx: &Context, remove_from_parent: bool, err: Error, cause: Option<Cause>) {
     let cause = cause.unwrap_or_else(|| Arc::new(err));
+    let mut order: Vec<Context> = Vec::new();
     let mut work = vec![ctx.clone()];
     while let Some(c) = work.pop() {
-        let cn = c.cancel_node();
-        let mut st = lock(&cn.state);
+        let mut st = lock(&c.cancel_node().state);
         if st.err.is_some() {
-            continue; // already done (first cancellation wins)
+            continue; // already done (the first cancellation wins)
         }
-        st.err = Some(err);
-        st.cause = Some(cause.clone());
-        cn.done.store(true, Ordering::Release);
-        if let Some(tx) = st.done_tx.take() {
-            tx.close();
+        if st.pending.is_some() {
+            if c.key() == ctx.key() {
+                drop(st);
+                commit(&c); // help the concurrent cancellation that marked us
+            }
+            continue;
         }
-        let timer = st.timer.take();
-        let after = std::mem::take(&mut st.after);
-        let children = std::mem::take(&mut st.children);
+        st.pending = Some((err, cause.clone()));
+        work.extend(std::mem::take(&mut st.children).into_values());
         drop(st);
-        if let Some(t) = timer {
-            t.cancel();
-        }
-        for rec in after.into_values() {
-            rec.start();
-        }
-        work.extend(children.into_values());
+        order.push(c);
+    }
+    for c in order.iter().rev() {
+        commit(c);
     }
     if remove_from_parent {
         if let Some(anc) = ctx.node.parent.as_ref().and_then(Context::cancel_ancestor) {
             lock(&anc.cancel_node().state).children.remove(&ctx.key());
         }
+    }
+}
+
+/// Make a marked node done (see [`cancel`]).
+fn commit(c: &Context) {
+    let cn = c.cancel_node();
+    let mut st = lock(&cn.state);
+    if st.err.is_some() {
+        return;
+    }
+    let Some((err, cause)) = st.pending.clone() else {
+        return;
+    };
+    st.err = Some(err);
+    st.cause = Some(cause.clone());
+    cn.done.store(true, Ordering::Release);
+    let tx = st.done_tx.take();
+    let timer = st.timer.take();
+    let after = std::mem::take(&mut st.after);
+    // `propagate` never registers with a marked node, so this is empty; be safe anyway.
+    let late = std::mem::take(&mut st.children);
+    drop(st);
+    if let Some(tx) = tx {
+        tx.close();
+    }
+    if let Some(t) = timer {
+        t.cancel();
+    }
+    for rec in after.into_values() {
+        rec.start();
+    }
+    for child in late.into_values() {
+        cancel(&child, false, err, Some(cause.clone()));
     }
 }
 

@@ -528,3 +528,48 @@ fn context_is_send_sync_clone() {
     fn copy_eq<T: Copy + Eq + std::error::Error>() {}
     copy_eq::<Error>();
 }
+
+#[test]
+fn a_done_context_never_has_a_live_descendant() {
+    // Go's guarantee (it holds the parent's lock while cancelling children): once err() of a
+    // context is set, every descendant's err() is set too. Observers race the cancellation.
+    goro::gomaxprocs(2);
+    for _ in 0..300 {
+        let (root, cancel) = context::with_cancel(&context::background());
+        let mut leaves = Vec::new();
+        for _ in 0..5 {
+            let (mid, _m) = context::with_cancel(&root);
+            for _ in 0..5 {
+                let (leaf, _l) = context::with_timeout(&mid, Duration::from_secs(3600));
+                leaves.push(leaf);
+            }
+        }
+        let leaves = Arc::new(leaves);
+        let observers: Vec<_> = (0..2)
+            .map(|_| {
+                let (root, leaves) = (root.clone(), leaves.clone());
+                goro::spawn(move || loop {
+                    if root.err().is_some() {
+                        for l in leaves.iter() {
+                            assert_eq!(l.err(), Some(Error::Canceled));
+                        }
+                        return;
+                    }
+                    goro::gosched();
+                })
+            })
+            .collect();
+        // A child's own cancel racing the parent's: when it returns, the child is done.
+        let leaf0 = leaves[0].clone();
+        let (own, own_cancel) = context::with_cancel(&leaf0);
+        let racer = std::thread::spawn(move || {
+            own_cancel.cancel();
+            assert!(own.err().is_some());
+        });
+        cancel.cancel();
+        racer.join().unwrap();
+        for o in observers {
+            o.join().unwrap();
+        }
+    }
+}
