@@ -12,7 +12,15 @@ use std::time::Instant;
 fn status_kib(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     s.lines()
-        .find_map(|l| l.strip_prefix(field).map(|r| r.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix(field).map(|r| {
+                r.split_whitespace()
+                    .next()
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0)
 }
 
@@ -60,11 +68,21 @@ fn main() {
         let per = ((rss1 + pte1) as f64 - (rss0 + pte0) as f64) * 1024.0 / n as f64;
         println!("coroutines: {n}");
         println!("spawn_time_ms: {:.0}", spawn_time.as_secs_f64() * 1e3);
-        println!("rss_per_coroutine: {:.0}", (rss1 as f64 - rss0 as f64) * 1024.0 / n as f64);
-        println!("pte_per_coroutine: {:.0}", (pte1 as f64 - pte0 as f64) * 1024.0 / n as f64);
+        println!(
+            "rss_per_coroutine: {:.0}",
+            (rss1 as f64 - rss0 as f64) * 1024.0 / n as f64
+        );
+        println!(
+            "pte_per_coroutine: {:.0}",
+            (pte1 as f64 - pte0 as f64) * 1024.0 / n as f64
+        );
         println!("bytes_per_coroutine: {per:.0}");
-        println!("memory_mappings: {maps0} before, {maps1} with all parked (vm.max_map_count {})",
-            std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap_or_default().trim());
+        println!(
+            "memory_mappings: {maps0} before, {maps1} with all parked (vm.max_map_count {})",
+            std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                .unwrap_or_default()
+                .trim()
+        );
         println!("num_goroutine: {}", goro::num_goroutine());
         let t1 = Instant::now();
         tx.close();

@@ -26,7 +26,10 @@ fn child_deadlocks_on_a_channel() {
     goro::run(|| {
         let (tx, rx) = goro::chan::bounded::<u32>(0);
         let _keep = tx.clone();
-        let h = goro::Builder::new().name("stuck-receiver").spawn(move || rx.recv()).unwrap();
+        let h = goro::Builder::new()
+            .name("stuck-receiver")
+            .spawn(move || rx.recv())
+            .unwrap();
         drop(tx);
         let _ = h.join();
     });
@@ -41,9 +44,18 @@ fn deadlock_is_reported_with_status_2_and_a_dump() {
     let out = child("child_deadlocks_on_a_channel");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{err}");
-    assert!(err.contains("fatal error: all coroutines are asleep - deadlock!"), "{err}");
-    assert!(err.contains("\"stuck-receiver\""), "dump should name the coroutine:\n{err}");
-    assert!(err.contains("\"main\""), "dump should show the main coroutine:\n{err}");
+    assert!(
+        err.contains("fatal error: all coroutines are asleep - deadlock!"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"stuck-receiver\""),
+        "dump should name the coroutine:\n{err}"
+    );
+    assert!(
+        err.contains("\"main\""),
+        "dump should show the main coroutine:\n{err}"
+    );
 }
 
 #[test]
@@ -75,7 +87,11 @@ fn waiting_on_a_thread_or_a_timer_is_not_a_deadlock() {
     }
     let out = child("child_not_deadlocked_sleeper_and_thread");
     let so = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(so.contains("CHILD-OK 7"), "{so}");
 }
 
@@ -105,7 +121,10 @@ fn goro_deadlock_0_turns_detection_off() {
         .unwrap();
     // Detection would fire within ~300 ms; give it well over that (time is the feature here).
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(c.try_wait().unwrap().is_none(), "child exited although detection was off");
+    assert!(
+        c.try_wait().unwrap().is_none(),
+        "child exited although detection was off"
+    );
     c.kill().unwrap();
     let _ = c.wait();
 }

@@ -596,3 +596,28 @@ fn semaphore_zero_deadlock_is_reported() {
     );
     assert!(err.contains("semacquire"), "{err}");
 }
+
+/// Compile-time check that a type is NOT `Send`: `<T as NotSend<_>>::check()` is ambiguous (and
+/// fails to compile) exactly when `T: Send`.
+trait NotSend<A> {
+    fn check() {}
+}
+impl<T: ?Sized> NotSend<()> for T {}
+impl<T: ?Sized + Send> NotSend<u8> for T {}
+
+#[test]
+fn guards_are_not_send_like_std() {
+    <goro::sync::MutexGuard<'static, u8> as NotSend<_>>::check();
+    <goro::sync::RwLockReadGuard<'static, u8> as NotSend<_>>::check();
+    <goro::sync::RwLockWriteGuard<'static, u8> as NotSend<_>>::check();
+    fn sync<T: Sync>() {}
+    fn send_sync<T: Send + Sync>() {}
+    sync::<goro::sync::MutexGuard<'static, u8>>();
+    send_sync::<Mutex<u8>>();
+    send_sync::<RwLock<u8>>();
+    send_sync::<Condvar>();
+    send_sync::<Once>();
+    send_sync::<Semaphore>();
+    send_sync::<WaitGroup>();
+    send_sync::<Pool<Vec<u8>>>();
+}
