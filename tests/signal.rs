@@ -187,10 +187,11 @@ fn registration_keeps_the_deadlock_detector_quiet() {
         let got = goro::run(|| {
             let (tx, rx) = chan::bounded(1);
             signal::notify(&tx, &[SIGUSR1]).unwrap();
-            // A plain thread (invisible to goro) sends the signal a little later; meanwhile the
-            // only coroutine is blocked and only the signal registration can wake it.
+            // A plain thread (invisible to goro) sends the signal later; meanwhile the only
+            // coroutine is blocked and only the signal registration can wake it. The detector
+            // declares a deadlock after ~200 ms of stable sleep, so wait well past that.
             std::thread::spawn(|| {
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(1000));
                 kill_self(SIGUSR1);
             });
             rx.recv().unwrap()
