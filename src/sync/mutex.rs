@@ -53,7 +53,9 @@ const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
 /// Spin rounds before parking (each round spins twice as long as the previous one).
 const SPIN_ROUNDS: u32 = 5;
 
-/// Whether spinning can ever help (the lock holder can run meanwhile on another CPU).
+/// Whether spinning can help: the lock holder must be able to run meanwhile on another CPU,
+/// so never on a single CPU, nor in a coroutine when there is only one worker (the holder is
+/// then waiting for *our* worker).
 fn can_spin() -> bool {
     static NCPU: AtomicUsize = AtomicUsize::new(0);
     let mut n = NCPU.load(Relaxed);
@@ -61,7 +63,7 @@ fn can_spin() -> bool {
         n = std::thread::available_parallelism().map_or(1, |n| n.get());
         NCPU.store(n, Relaxed);
     }
-    n > 1
+    n > 1 && (!crate::park::in_coroutine() || crate::gomaxprocs(0) > 1)
 }
 
 fn spin(round: u32) {
@@ -127,6 +129,7 @@ impl RawMutex {
         let mut awoke = false; // we own the WOKEN bit
         let mut starving = false;
         let mut since: Option<Instant> = None;
+        let may_spin = can_spin();
         loop {
             let s = self.state.load(Relaxed);
             if s & STARVING == 0 {
@@ -145,7 +148,7 @@ impl RawMutex {
                     }
                     continue;
                 }
-                if spins < SPIN_ROUNDS && can_spin() {
+                if spins < SPIN_ROUNDS && may_spin {
                     if !awoke
                         && s & (WOKEN | WAITERS) == WAITERS
                         && self
