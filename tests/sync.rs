@@ -228,6 +228,49 @@ fn rwlock_writer_not_starved_by_overlapping_readers() {
 }
 
 #[test]
+fn rwlock_readers_not_starved_by_writer_stream() {
+    // Writers queue back to back; a reader must still get in every time, because a writer's
+    // unlock admits the readers that queued meanwhile before the next writer.
+    let l = Arc::new(RwLock::new(0u64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (l, stop) = (l.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    let mut g = l.write();
+                    *g += 1;
+                    for _ in 0..200 {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        })
+        .collect();
+    let h = goro::spawn({
+        let l = l.clone();
+        move || {
+            let mut worst = Duration::ZERO;
+            for _ in 0..200 {
+                let t = Instant::now();
+                drop(l.read());
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        }
+    });
+    let worst = h.join().unwrap();
+    stop.store(true, Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(
+        worst < Duration::from_millis(500),
+        "reader waited {worst:?}"
+    );
+}
+
+#[test]
 fn condvar_producer_consumer_mixed() {
     let pair = Arc::new((Mutex::new(Vec::<u64>::new()), Condvar::new()));
     let total = Arc::new(AtomicUsize::new(0));
