@@ -209,3 +209,22 @@ fn registration_keeps_the_deadlock_detector_quiet() {
     );
     assert!(stdout.contains(&format!("got {SIGUSR1}")), "{stdout}");
 }
+
+#[test]
+fn empty_list_means_every_catchable_signal() {
+    let _s = serial();
+    let (tx, rx) = chan::bounded(64);
+    signal::notify(&tx, &[]).unwrap();
+    for sig in [SIGUSR2, SIGHUP, SIGUSR1] {
+        kill_self(sig);
+        // Other signals (e.g. SIGCHLD from another test's child process) may arrive too.
+        loop {
+            match rx.recv_timeout(LONG) {
+                Ok(s) if s == sig => break,
+                Ok(_) => continue,
+                Err(e) => panic!("signal {sig} not delivered: {e:?}"),
+            }
+        }
+    }
+    signal::stop(&tx);
+}
