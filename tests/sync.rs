@@ -664,3 +664,22 @@ fn guards_are_not_send_like_std() {
     send_sync::<WaitGroup>();
     send_sync::<Pool<Vec<u8>>>();
 }
+
+#[test]
+fn waitgroup_go_counts_and_survives_panics() {
+    goro::gomaxprocs(2);
+    let wg = WaitGroup::new();
+    let n = Arc::new(AtomicUsize::new(0));
+    for i in 0..1_000 {
+        let n = n.clone();
+        wg.go(move || {
+            n.fetch_add(1, Relaxed);
+            if i % 100 == 0 {
+                panic!("worker {i} failed"); // still counted down
+            }
+        });
+    }
+    wg.wait();
+    assert_eq!(n.load(Relaxed), 1_000);
+    assert_eq!(wg.count(), 0);
+}
