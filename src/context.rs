@@ -1,6 +1,18 @@
 //! Go's `context` package: cancellation, deadlines and request-scoped values that flow down a
 //! tree of [`Context`]s.
 //!
+//! ```
+//! use std::time::Duration;
+//! use goro::context::{self, Error};
+//!
+//! let (ctx, cancel) = context::with_timeout(&context::background(), Duration::from_millis(10));
+//! let req = context::with_value(&ctx, "request-id", 7u32);
+//! let _ = req.done().recv(); // closed when the deadline passes
+//! assert_eq!(req.err(), Some(Error::DeadlineExceeded));
+//! assert_eq!(req.value::<&str, u32>(&"request-id"), Some(&7));
+//! cancel.cancel(); // always call it: it releases the timer and the parent's reference
+//! ```
+//!
 //! # Design
 //! A [`Context`] is an `Arc` to an immutable node that points at its parent. Node kinds:
 //! roots ([`background`], [`todo`]), cancellable nodes ([`with_cancel`], [`with_cancel_cause`],
