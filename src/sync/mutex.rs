@@ -15,7 +15,8 @@
 //! `fetch_sub`, and only when other bits remain does it look further: if there are waiters and
 //! nobody is awake it marks `WOKEN` and wakes the oldest waiter, which must then *compete* with
 //! newly arriving lockers (who usually win: they are already running). Before parking, a
-//! contender spins briefly (only on multi-core machines), marking itself `WOKEN` so that unlocks
+//! contender spins briefly (only where the holder can run meanwhile: several CPUs and, in a
+//! coroutine, several workers), marking itself `WOKEN` so that unlocks
 //! do not pay for a wake-up it does not need. A woken waiter that loses goes back to the
 //! *front* of the queue.
 //!
@@ -23,9 +24,9 @@
 //! (only while the lock is held, so there is an unlock coming that will see it). While
 //! `STARVING` is set nobody barges: arrivals queue at the back, and `unlock` hands ownership
 //! directly to the head waiter (`LOCKED` stays clear until the grantee sets it: the lock counts
-//! as held while `STARVING` is set). The grantee turns
-//! starvation mode off when it is the last waiter or waited less than 1 ms. Hence a waiter is
-//! overtaken for at most about 1 ms plus the queue ahead of it.
+//! as held while `STARVING` is set). The grantee turns starvation mode off when it is the last
+//! waiter or waited less than 1 ms. Hence a waiter is overtaken for at most about 1 ms plus the
+//! queue ahead of it.
 //!
 //! Invariants: `STARVING` is set and cleared only under the queue lock (by a waiter that queues
 //! itself while the lock is held, by a grantee, or by a starving unlock that finds the queue
