@@ -44,6 +44,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -121,8 +122,8 @@ struct CancelState {
     cause: Option<Cause>,
     done_tx: Option<Sender<()>>,
     done_rx: Option<Receiver<()>>,
-    children: HashMap<usize, Context>,
-    after: HashMap<usize, Arc<AfterFuncRec>>,
+    children: PtrMap<Context>,
+    after: PtrMap<Arc<AfterFuncRec>>,
     timer: Option<TimerHandle>,
 }
 
@@ -146,6 +147,28 @@ impl Drop for CancelNode {
         if let Some(t) = st.timer.take() {
             t.cancel();
         }
+    }
+}
+
+/// Maps keyed by the address of a live allocation (a child node, an `after_func` record): the
+/// keys are unique and already well spread, so a multiply-shift hash is enough (SipHash was a
+/// visible cost when building and cancelling large trees).
+type PtrMap<V> = HashMap<usize, V, BuildHasherDefault<PtrHasher>>;
+
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = ((n as u64) >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
