@@ -70,11 +70,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Run `f` in its own coroutine.
 fn spawn_detached(f: Box<dyn FnOnce() + Send>) {
-    // Until the scheduler offers `goro::spawn`, a thread stands in.
-    std::thread::Builder::new()
-        .name("goro-after-func".into())
-        .spawn(f)
-        .expect("goro: cannot start after_func's thread");
+    // Detached: dropping the handle does not wait for or cancel the coroutine.
+    drop(crate::spawn(f));
 }
 
 enum TimerKind {
