@@ -587,16 +587,22 @@ fn deadline_ctx(parent: &Context, d: Instant, cause: Option<Cause>) -> (Context,
         cancel(&ctx, true, Error::DeadlineExceeded, cause);
         return (ctx.clone(), CancelFunc { ctx });
     }
+    // Schedule without holding our lock (the timer facility has locks of its own, and a timer
+    // callback cancelling an ancestor takes ours). If it fires before we store the handle, it
+    // has simply cancelled us already.
+    let weak: Weak<Node> = Arc::downgrade(&ctx.node);
+    let timer = timers::schedule(d, move || {
+        if let Some(node) = weak.upgrade() {
+            cancel(&Context { node }, true, Error::DeadlineExceeded, cause);
+        }
+    });
     let mut st = lock(&ctx.cancel_node().state);
-    if st.err.is_none() {
-        let weak: Weak<Node> = Arc::downgrade(&ctx.node);
-        st.timer = Some(timers::schedule(d, move || {
-            if let Some(node) = weak.upgrade() {
-                cancel(&Context { node }, true, Error::DeadlineExceeded, cause);
-            }
-        }));
+    if st.err.is_none() && st.pending.is_none() {
+        st.timer = Some(timer);
+    } else {
+        drop(st);
+        timer.cancel();
     }
-    drop(st);
     (ctx.clone(), CancelFunc { ctx })
 }
 
