@@ -599,6 +599,7 @@ fn deadline_ctx(parent: &Context, d: Instant, cause: Option<Cause>) -> (Context,
     let mut st = lock(&ctx.cancel_node().state);
     if st.err.is_none() && st.pending.is_none() {
         st.timer = Some(timer);
+        drop(st);
     } else {
         drop(st);
         timer.cancel();
