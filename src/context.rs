@@ -15,7 +15,7 @@
 //!
 //! # Design
 //! A [`Context`] is an `Arc` to an immutable node that points at its parent. Node kinds:
-//! roots ([`background`], [`todo`]), cancellable nodes ([`with_cancel`], [`with_cancel_cause`],
+//! roots ([`background`], [`todo()`]), cancellable nodes ([`with_cancel`], [`with_cancel_cause`],
 //! [`with_deadline`], [`with_timeout`] and their `_cause` forms), value nodes ([`with_value`]) and
 //! [`without_cancel`] nodes. Values and deadlines are found by walking up the parent chain.
 //!
