@@ -41,8 +41,9 @@ pub(crate) const DONE: u32 = 5;
 /// Worker index of a coroutine that has not started.
 pub(crate) const NO_OWNER: usize = usize::MAX;
 
-/// The body a coroutine runs: the user's closure wrapped so that it never unwinds.
-pub(crate) type Body = Box<dyn FnOnce() + Send>;
+/// The body a coroutine runs: the user's closure and its result slot, wrapped so that running
+/// it never unwinds.
+pub(crate) type Body = Arc<dyn Runnable>;
 
 /// A coroutine's control block.
 pub(crate) struct Co {
@@ -80,14 +81,20 @@ unsafe impl Sync for Co {}
 unsafe impl Send for Co {}
 
 /// A counted reference to a coroutine.
-pub(crate) type CoRef = Arc<Co>;
+pub(crate) use crate::coref::CoRef;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Co {
-    pub(crate) fn new(name: Option<Box<str>>, stack: Stack, body: Body) -> CoRef {
-        let stack_size = stack.size();
-        Arc::new(Co {
+    /// A fresh coroutine. `stack` is `None` when it is taken lazily at the first run
+    /// (`spawn`), `Some` when it was reserved up front (`Builder::spawn`).
+    pub(crate) fn new(
+        name: Option<Box<str>>,
+        stack_size: usize,
+        stack: Option<Stack>,
+        body: Body,
+    ) -> CoRef {
+        CoRef::new(Co {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
             state: AtomicU32::new(FRESH),
@@ -99,7 +106,7 @@ impl Co {
             slot: AtomicUsize::new(usize::MAX),
             inner: UnsafeCell::new(CoInner {
                 body: Some(body),
-                stack: Some(stack),
+                stack,
                 ctx: None,
                 info: None,
             }),
@@ -122,18 +129,67 @@ const J_WAITING: u8 = 1;
 const J_DONE: u8 = 2;
 
 /// The result slot shared by a coroutine and its `JoinHandle`.
-struct JoinInner<T> {
+pub(crate) struct JoinInner<T> {
     state: AtomicU8,
     result: UnsafeCell<Option<Result<T, JoinError>>>,
     waiter: UnsafeCell<Option<Unparker>>,
 }
 
-// SAFETY: `result` is written once by the coroutine before `state` becomes J_DONE (release) and
-// read by the joiner only after it observed J_DONE (acquire); `waiter` is written by the joiner
-// before it publishes J_WAITING (release) and read by the coroutine after it observed J_WAITING.
-unsafe impl<T: Send> Sync for JoinInner<T> {}
-// SAFETY: as above; the payload is `Send`.
-unsafe impl<T: Send> Send for JoinInner<T> {}
+/// A spawned closure and its result slot in one allocation, shared by the coroutine (as a
+/// [`Runnable`]) and its `JoinHandle` (as a [`JoinSlot`]).
+struct Task<T, F> {
+    join: JoinInner<T>,
+    f: UnsafeCell<Option<F>>,
+}
+
+// SAFETY: `f` is taken exactly once, by the coroutine, on the thread that runs it (`F: Send`);
+// the join slot's protocol is described on its own impls below.
+unsafe impl<T: Send, F: Send> Sync for Task<T, F> {}
+// SAFETY: as above.
+unsafe impl<T: Send, F: Send> Send for Task<T, F> {}
+
+/// What a coroutine runs: its task, type-erased.
+pub(crate) trait Runnable: Send + Sync {
+    /// Run the closure (catching panics and goexit) and publish the result. Called once.
+    fn run(&self);
+    /// The coroutine cannot start (no stack could be had): drop the closure unrun and publish
+    /// `err` as its result. Called at most once, instead of `run`.
+    fn fail(&self, err: JoinError);
+}
+
+/// What a `JoinHandle` holds: the task, erased down to its result slot.
+trait JoinSlot<T>: Send + Sync {
+    fn slot(&self) -> &JoinInner<T>;
+}
+
+impl<T: Send, F: FnOnce() -> T + Send> Runnable for Task<T, F> {
+    fn run(&self) {
+        // SAFETY: `run` is called once, by the coroutine; nobody else touches `f`.
+        let f = unsafe { (*self.f.get()).take() }.expect("goro: coroutine body run twice");
+        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => Ok(v),
+            Err(p) if p.is::<Goexit>() => Err(JoinError {
+                repr: JoinRepr::Goexit,
+            }),
+            Err(p) => Err(JoinError {
+                repr: JoinRepr::Panic(p),
+            }),
+        };
+        self.join.complete(r);
+    }
+
+    fn fail(&self, err: JoinError) {
+        // SAFETY: as in `run`: the closure is only ever touched by the one caller of run/fail.
+        drop(unsafe { (*self.f.get()).take() });
+        self.join.complete(Err(err));
+    }
+}
+
+impl<T: Send, F: Send> JoinSlot<T> for Task<T, F> {
+    fn slot(&self) -> &JoinInner<T> {
+        &self.join
+    }
+}
 
 impl<T> JoinInner<T> {
     fn complete(&self, r: Result<T, JoinError>) {
@@ -160,7 +216,7 @@ impl<T> JoinInner<T> {
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 pub struct JoinHandle<T> {
-    inner: Arc<JoinInner<T>>,
+    task: Arc<dyn JoinSlot<T>>,
     id: u64,
 }
 
@@ -168,7 +224,7 @@ impl<T> JoinHandle<T> {
     /// Wait for the coroutine to finish and return its value, or why it ended without one.
     /// Parks the calling coroutine, or blocks the calling thread.
     pub fn join(self) -> Result<T, JoinError> {
-        let inner = &self.inner;
+        let inner = self.task.slot();
         if inner.state.load(Ordering::Acquire) != J_DONE {
             // SAFETY: until we publish J_WAITING the coroutine does not read `waiter`.
             unsafe { *inner.waiter.get() = Some(park::current()) };
@@ -188,7 +244,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the coroutine has finished (its result is ready for `join`).
     pub fn is_finished(&self) -> bool {
-        self.inner.state.load(Ordering::Acquire) == J_DONE
+        self.task.slot().state.load(Ordering::Acquire) == J_DONE
     }
 
     /// The coroutine's id (as shown by `runtime::dump`).
@@ -216,6 +272,15 @@ enum JoinRepr {
 }
 
 impl JoinError {
+    /// A coroutine that could not start because no stack could be had.
+    pub(crate) fn no_stack(e: &io::Error) -> JoinError {
+        JoinError {
+            repr: JoinRepr::Panic(Box::new(format!(
+                "goro: cannot allocate a coroutine stack: {e}"
+            ))),
+        }
+    }
+
     /// The coroutine panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self.repr, JoinRepr::Panic(_))
@@ -408,38 +473,35 @@ impl Builder {
             n => n.map(String::into_boxed_str),
         };
         sched::ensure_started();
+        // Reserved now, so that exhaustion is this call's error.
         let stack = stack::allocate(size)?;
-        Ok(spawn_with(name, stack, f))
+        Ok(spawn_with(name, size, Some(stack), f))
     }
 }
 
-fn spawn_with<F, T>(name: Option<Box<str>>, stack: Stack, f: F) -> JoinHandle<T>
+fn spawn_with<F, T>(
+    name: Option<Box<str>>,
+    stack_size: usize,
+    stack: Option<Stack>,
+    f: F,
+) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let inner = Arc::new(JoinInner {
-        state: AtomicU8::new(J_RUNNING),
-        result: UnsafeCell::new(None),
-        waiter: UnsafeCell::new(None),
+    let task = Arc::new(Task {
+        join: JoinInner {
+            state: AtomicU8::new(J_RUNNING),
+            result: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(None),
+        },
+        f: UnsafeCell::new(Some(f)),
     });
-    let done = inner.clone();
-    let body: Body = Box::new(move || {
-        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
-            Ok(v) => Ok(v),
-            Err(p) if p.is::<Goexit>() => Err(JoinError {
-                repr: JoinRepr::Goexit,
-            }),
-            Err(p) => Err(JoinError {
-                repr: JoinRepr::Panic(p),
-            }),
-        };
-        done.complete(r);
-    });
-    let co = Co::new(name, stack, body);
+    let body: Body = task.clone();
+    let co = Co::new(name, stack_size, stack, body);
     let id = co.id;
     sched::spawn_co(co);
-    JoinHandle { inner, id }
+    JoinHandle { task, id }
 }
 
 /// Start a coroutine running `f`; the first call starts the runtime. Returns a handle to join it.
@@ -459,11 +521,26 @@ where
     T: Send + 'static,
 {
     sched::ensure_started();
-    match stack::allocate(stack::default_stack_size()) {
-        Ok(stack) => spawn_with(None, stack, f),
-        Err(e) => panic!("goro::spawn: cannot allocate a coroutine stack: {e}"),
+    let size = stack::default_stack_size();
+    // The stack is taken when the coroutine first runs, from that worker's cache: a burst of
+    // spawns then reuses a few hot stacks instead of touching one cold stack per coroutine.
+    // If stack memory ran out recently, check now so that this call can panic as documented.
+    if STACKS_EXHAUSTED.load(Ordering::Relaxed) {
+        match stack::allocate(size) {
+            Ok(stack) => {
+                STACKS_EXHAUSTED.store(false, Ordering::Relaxed);
+                return spawn_with(None, size, Some(stack), f);
+            }
+            Err(e) => panic!("goro::spawn: cannot allocate a coroutine stack: {e}"),
+        }
     }
+    spawn_with(None, size, None, f)
 }
+
+/// Set when a lazily taken stack could not be had; `spawn` then checks eagerly (and panics)
+/// until an allocation succeeds again.
+pub(crate) static STACKS_EXHAUSTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Start a coroutine: `go!(closure)` is [`spawn`] with the handle usually ignored.
 ///

@@ -8,8 +8,10 @@
 #[path = "bench_support.rs"]
 pub mod __bench;
 pub(crate) mod arch;
+mod blocking;
 pub mod chan;
 pub mod context;
+mod coref;
 mod coroutine;
 pub(crate) mod park;
 pub mod runtime;
@@ -19,6 +21,7 @@ pub(crate) mod stack;
 pub mod sync;
 pub mod time;
 
+pub use blocking::blocking;
 #[doc(hidden)]
 pub use coroutine::__private;
 pub use coroutine::{goexit, spawn, Builder, JoinError, JoinHandle};

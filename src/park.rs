@@ -58,7 +58,7 @@ impl Unparker {
     /// Whether both handles wake the same coroutine or thread.
     pub(crate) fn same_target(&self, other: &Unparker) -> bool {
         match (&self.target, &other.target) {
-            (Target::Coroutine(a), Target::Coroutine(b)) => std::sync::Arc::ptr_eq(a, b),
+            (Target::Coroutine(a), Target::Coroutine(b)) => sched::CoRef::ptr_eq(a, b),
             (Target::Thread(a), Target::Thread(b)) => a.id() == b.id(),
             _ => false,
         }

@@ -289,3 +289,50 @@ fn gosched_on_a_plain_thread_just_yields() {
     goro::gosched();
     assert!(goro::num_cpu() >= 1);
 }
+
+#[test]
+fn blocking_runs_off_the_worker_and_returns_or_panics() {
+    // 8 coroutines (more than there are workers) block in `blocking` until this thread
+    // releases them, which it does only after a coroutine completed a 100-message exchange
+    // with it. Had the blocked calls held their workers, that exchange could never happen.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let blockers: Vec<_> = (0..8u32)
+        .map(|i| {
+            let rx = release_rx.clone();
+            goro::spawn(move || {
+                goro::blocking(move || {
+                    let ok = rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(10))
+                        .is_ok();
+                    (i * 10, ok)
+                })
+            })
+        })
+        .collect();
+    let (tx, rx) = goro::chan::bounded::<()>(0);
+    let pinger = goro::spawn(move || {
+        for _ in 0..100 {
+            tx.send(()).unwrap();
+        }
+    });
+    for _ in 0..100 {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a coroutine could not run: workers held by blocking calls");
+    }
+    pinger.join().unwrap();
+    for _ in 0..8 {
+        release_tx.send(()).unwrap();
+    }
+    let got: Vec<(u32, bool)> = blockers.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(got, (0..8).map(|i| (i * 10, true)).collect::<Vec<_>>());
+    // A panic inside is resumed in the coroutine.
+    let e = goro::spawn(|| goro::blocking(|| -> u8 { panic!("in pool") }))
+        .join()
+        .unwrap_err();
+    assert_eq!(*e.into_panic().downcast_ref::<&str>().unwrap(), "in pool");
+    // On a plain thread it is a direct call.
+    assert_eq!(goro::blocking(|| 5), 5);
+}

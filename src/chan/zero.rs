@@ -111,7 +111,7 @@ impl<T> Channel<T> {
             }
             e.cx.try_select(Selected::Operation(e.oper)).is_ok()
         })?;
-        let e = inner.senders.selectors.remove(i);
+        let e = inner.senders.selectors.remove(i)?;
         e.cx.store_packet(e.packet);
         Some((e.packet, e.cx))
     }
@@ -256,19 +256,15 @@ impl<T> Channel<T> {
         drop(inner);
         match cx.wait_until(deadline, "chan send") {
             Selected::Aborted => {
-                self.lock()
-                    .senders
-                    .unregister(oper)
-                    .expect("goro: lost a waiter entry");
+                // `disconnect` may have emptied the list already.
+                let _ = self.lock().senders.unregister(oper);
                 // SAFETY: nobody claimed the packet (our abort CAS won); it is ours again.
                 let msg = unsafe { (*packet.msg.get()).take() }.expect("message");
                 Err(SendTimeoutError::Timeout(msg))
             }
             Selected::Disconnected => {
-                self.lock()
-                    .senders
-                    .unregister(oper)
-                    .expect("goro: lost a waiter entry");
+                // `disconnect` may have emptied the list already.
+                let _ = self.lock().senders.unregister(oper);
                 // SAFETY: as above.
                 let msg = unsafe { (*packet.msg.get()).take() }.expect("message");
                 Err(SendTimeoutError::Disconnected(msg))
@@ -330,17 +326,13 @@ impl<T> Channel<T> {
         drop(inner);
         match cx.wait_until(deadline, "chan receive") {
             Selected::Aborted => {
-                self.lock()
-                    .receivers
-                    .unregister(oper)
-                    .expect("goro: lost a waiter entry");
+                // `disconnect` may have emptied the list already.
+                let _ = self.lock().receivers.unregister(oper);
                 Err(RecvTimeoutError::Timeout)
             }
             Selected::Disconnected => {
-                self.lock()
-                    .receivers
-                    .unregister(oper)
-                    .expect("goro: lost a waiter entry");
+                // `disconnect` may have emptied the list already.
+                let _ = self.lock().receivers.unregister(oper);
                 Err(RecvTimeoutError::Disconnected)
             }
             Selected::Operation(_) => {

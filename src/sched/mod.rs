@@ -47,6 +47,7 @@
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
 //! ([`local`]) and never held across a context switch.
 
+mod global;
 pub(crate) mod reasons;
 pub(crate) mod runq;
 pub(crate) mod sysmon;
@@ -54,7 +55,7 @@ pub(crate) mod timers;
 mod worker;
 
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
@@ -132,7 +133,7 @@ pub(crate) struct Runtime {
     created_fast: AtomicUsize,
     /// The gomaxprocs target: workers with `index >= target` retire.
     pub(crate) target: AtomicUsize,
-    pub(crate) global: SegQueue<CoRef>,
+    pub(crate) global: global::GlobalQueue,
     pub(crate) idle: AtomicUsize,
     pub(crate) spinning: AtomicUsize,
     /// Coroutines spawned and not yet finished.
@@ -191,7 +192,7 @@ fn start() -> &'static Runtime {
             0 => default_procs(),
             n => n,
         }),
-        global: SegQueue::new(),
+        global: global::GlobalQueue::new(),
         idle: AtomicUsize::new(0),
         spinning: AtomicUsize::new(0),
         live: AtomicUsize::new(0),
@@ -311,8 +312,8 @@ pub(crate) fn current_coroutine() -> Option<CoRef> {
     // SAFETY: `current` points into an `Arc<Co>` kept alive by the worker's registry while the
     // coroutine runs; we add one strong count for the returned reference.
     unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
+        CoRef::increment_strong_count(p);
+        Some(CoRef::from_raw(p))
     }
 }
 

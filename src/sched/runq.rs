@@ -10,7 +10,6 @@
 //! valid owned pointers; only fresh coroutines ever enter (started ones may not migrate).
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::Arc;
 
 use crate::coroutine::{Co, CoRef};
 
@@ -51,7 +50,7 @@ impl RunQueue {
             let t = self.tail.load(Ordering::Relaxed);
             if (t.wrapping_sub(h) as usize) < CAP {
                 self.slot(t)
-                    .store(Arc::into_raw(co) as *mut Co, Ordering::Relaxed);
+                    .store(CoRef::into_raw(co) as *mut Co, Ordering::Relaxed);
                 self.tail.store(t.wrapping_add(1), Ordering::Release);
                 return Ok(());
             }
@@ -70,7 +69,7 @@ impl RunQueue {
             let mut out: Vec<CoRef> = batch
                 .into_iter()
                 // SAFETY: the CAS gave us ownership of these entries, each from `Arc::into_raw`.
-                .map(|p| unsafe { Arc::from_raw(p) })
+                .map(|p| unsafe { CoRef::from_raw(p) })
                 .collect();
             out.push(co);
             return Err(out);
@@ -92,7 +91,7 @@ impl RunQueue {
                 .is_ok()
             {
                 // SAFETY: winning the CAS on `head` made us the owner of the entry at `h`.
-                return Some(unsafe { Arc::from_raw(p) });
+                return Some(unsafe { CoRef::from_raw(p) });
             }
         }
     }
@@ -129,7 +128,7 @@ impl RunQueue {
             }
             // We own batch[..n]. Run the first, queue the rest on dst.
             // SAFETY: the CAS above transferred ownership of these `Arc::into_raw` pointers.
-            let first = unsafe { Arc::from_raw(batch[0]) };
+            let first = unsafe { CoRef::from_raw(batch[0]) };
             let mut dt = dt;
             for &p in &batch[1..n as usize] {
                 dst.slot(dt).store(p, Ordering::Relaxed);

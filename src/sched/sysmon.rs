@@ -41,7 +41,10 @@ fn run() {
     let mut period = Duration::from_millis(10);
     let mut asleep_checks = 0u32;
     let mut asleep_since_ms = 0u64;
-    let mut last_trim = 0u64;
+    // Pooled stacks that grew are trimmed only once the runtime has been idle for a while:
+    // trimming between bursts of work would make the next burst fault every page back in.
+    let mut idle_since: Option<u64> = None;
+    let mut trimmed_this_idle = false;
     loop {
         std::thread::sleep(period);
         let now = r.now_ms();
@@ -72,10 +75,15 @@ fn run() {
             }
             last_tick[i] = tick;
         }
-        if !busy && now.saturating_sub(last_trim) >= 1000 {
-            // Background shrink of pooled stacks that grew (see `stack`).
-            last_trim = now;
-            crate::stack::trim_pool();
+        if busy {
+            idle_since = None;
+            trimmed_this_idle = false;
+        } else {
+            let since = *idle_since.get_or_insert(now);
+            if !trimmed_this_idle && now.saturating_sub(since) >= 2000 {
+                trimmed_this_idle = true;
+                crate::stack::trim_pool();
+            }
         }
         if deadlock_on && r.main_running.load(Ordering::SeqCst) && !busy && all_asleep(r) {
             if asleep_checks == 0 {
@@ -109,7 +117,7 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
             .is_ok()
     {
         // SAFETY: the CAS took ownership of this tagged `Arc::into_raw` pointer.
-        let co = unsafe { std::sync::Arc::from_raw((p as usize & !1) as *const Co) };
+        let co = unsafe { crate::coroutine::CoRef::from_raw((p as usize & !1) as *const Co) };
         r.global.push(co);
         moved += 1;
     }

@@ -9,7 +9,6 @@ use std::cell::{Cell, UnsafeCell};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{rt, CoRef, Runtime, WorkerShared};
@@ -90,7 +89,7 @@ pub(crate) enum Next {
 
 fn tag(n: Next) -> *mut Co {
     match n {
-        Next::Fresh(co) => (Arc::into_raw(co) as usize | FRESH_TAG) as *mut Co,
+        Next::Fresh(co) => (CoRef::into_raw(co) as usize | FRESH_TAG) as *mut Co,
         Next::Started(p) => p as *mut Co,
     }
 }
@@ -100,7 +99,7 @@ fn tag(n: Next) -> *mut Co {
 unsafe fn untag(p: *mut Co) -> Next {
     if p as usize & FRESH_TAG != 0 {
         // SAFETY: the caller owns this `Arc::into_raw` pointer (tag bit removed).
-        Next::Fresh(unsafe { Arc::from_raw((p as usize & !FRESH_TAG) as *const Co) })
+        Next::Fresh(unsafe { CoRef::from_raw((p as usize & !FRESH_TAG) as *const Co) })
     } else {
         Next::Started(p)
     }
@@ -146,10 +145,7 @@ impl WorkerLocal {
         match n {
             Next::Fresh(co) => {
                 if let Err(batch) = self.shared.runq.push(co) {
-                    let r = rt();
-                    for c in batch {
-                        r.global.push(c);
-                    }
+                    rt().global.push_batch(batch);
                 }
                 true
             }
@@ -200,8 +196,8 @@ impl WorkerLocal {
     pub(crate) fn add_timeout(&self, deadline: Instant, seq: u64, cop: *const Co) {
         // SAFETY: as in `yield_current`.
         let co = unsafe {
-            Arc::increment_strong_count(cop);
-            Arc::from_raw(cop)
+            CoRef::increment_strong_count(cop);
+            CoRef::from_raw(cop)
         };
         let h = self.heap();
         h.push(Timeout { deadline, seq, co });
@@ -244,7 +240,7 @@ impl WorkerLocal {
                     .compare_exchange(PARKED, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.local_q().push_back(Arc::as_ptr(&t.co));
+                    self.local_q().push_back(CoRef::as_ptr(&t.co));
                 }
             } else {
                 self.stale.set(self.stale.get().saturating_sub(1));
@@ -313,17 +309,11 @@ impl WorkerLocal {
         if retiring {
             return None;
         }
-        if let Some(c) = r.global.pop() {
-            // Take a few more along so the global queue drains in batches.
-            let share = r.global.len() / r.target.load(Ordering::Relaxed).max(1);
-            for _ in 0..share.min(runq_room(self)) {
-                match r.global.pop() {
-                    Some(x) => {
-                        let _ = self.enqueue(Next::Fresh(x));
-                    }
-                    None => break,
-                }
-            }
+        // Take a share of the global queue along, so that it drains in batches.
+        let share = r.global.len() / r.target.load(Ordering::Relaxed).max(1);
+        if let Some(c) = r.global.pop_batch(share.min(runq_room(self)), |x| {
+            let _ = self.enqueue(Next::Fresh(x));
+        }) {
             return Some(Next::Fresh(c));
         }
         self.steal(r).map(Next::Fresh)
@@ -446,8 +436,10 @@ impl WorkerLocal {
         let cop = match n {
             Next::Fresh(co) => {
                 debug_assert_eq!(co.state.load(Ordering::Relaxed), FRESH);
-                self.start(&co);
-                Arc::as_ptr(&co) // the registry holds it from now on
+                if !self.start(&co) {
+                    return;
+                }
+                CoRef::as_ptr(&co) // the registry holds it from now on
             }
             Next::Started(cop) => {
                 // SAFETY: a started coroutine in our queue is alive (registry).
@@ -490,7 +482,28 @@ impl WorkerLocal {
         }
     }
 
-    fn start(&self, co: &CoRef) {
+    /// Prepare a fresh coroutine to run here. False if it could not start (no stack): it has
+    /// then been completed with an error and must not be resumed.
+    fn start(&self, co: &CoRef) -> bool {
+        // SAFETY: a fresh coroutine popped by us: we are its only user.
+        let inner = co.inner_ptr();
+        // SAFETY: as above.
+        if unsafe { (*inner).stack.is_none() } {
+            match crate::stack::allocate(co.stack_size) {
+                // SAFETY: as above.
+                Ok(s) => unsafe { (*inner).stack = Some(s) },
+                Err(e) => {
+                    crate::coroutine::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
+                    eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
+                    // SAFETY: as above; the body is run by nobody else.
+                    if let Some(body) = unsafe { (*inner).body.take() } {
+                        body.fail(crate::coroutine::JoinError::no_stack(&e));
+                    }
+                    co.state.store(DONE, Ordering::Release);
+                    return false;
+                }
+            }
+        }
         co.owner.store(self.shared.index, Ordering::Relaxed);
         let slot = self
             .shared
@@ -500,7 +513,7 @@ impl WorkerLocal {
             .insert(co.clone());
         co.slot.store(slot, Ordering::Relaxed);
         co.state.store(RUNNING, Ordering::Release);
-        let cop = Arc::as_ptr(co);
+        let cop = CoRef::as_ptr(co);
         // SAFETY: fresh coroutine popped by us: we are its only user. The stack lives in the
         // control block until `finish`, after the context is dropped.
         unsafe {
@@ -517,6 +530,7 @@ impl WorkerLocal {
             ));
             (*inner).ctx = Some(ctx);
         }
+        true
     }
 
     fn finish(&self, cop: *const Co) {
@@ -569,7 +583,8 @@ unsafe fn coroutine_entry(arg: *mut ()) {
             }
         }
         let guard = AbortOnUnwind;
-        body();
+        body.run();
+        drop(body);
         std::mem::forget(guard);
     }
 }
