@@ -125,8 +125,12 @@ fn cancelled_child_is_removed_from_parent() {
     // Deadline children remove themselves when the deadline fires, and value nodes register
     // their cancellable descendants with the nearest cancellable ancestor.
     let v = context::with_value(&parent, 1u8, 2u8);
-    let (d, _cd) = context::with_timeout(&v, Duration::from_millis(5));
+    let (long, cancel_long) = context::with_timeout(&v, Duration::from_secs(3600));
     assert_eq!(parent.registered_children(), 1);
+    cancel_long.cancel();
+    assert_eq!(long.err(), Some(Error::Canceled));
+    assert_eq!(parent.registered_children(), 0);
+    let (d, _cd) = context::with_timeout(&v, Duration::from_millis(5));
     assert_eq!(d.done().recv(), Err(goro::chan::RecvError));
     let t = Instant::now();
     while parent.registered_children() != 0 {
@@ -177,7 +181,9 @@ fn cancel_cause_semantics() {
 #[test]
 fn deadline_semantics() {
     let bg = context::background();
-    let d = Instant::now() + Duration::from_millis(40);
+    // Part 1: deadlines as values. The parent's deadline is far away, so nothing here can
+    // expire by accident on a loaded machine except the child that is meant to.
+    let d = Instant::now() + Duration::from_secs(3600);
     let (ctx, _cancel) = context::with_deadline(&bg, d);
     assert_eq!(ctx.deadline(), Some(d));
     assert!(ctx.err().is_none());
@@ -190,15 +196,24 @@ fn deadline_semantics() {
     let (plain, _c3) = context::with_cancel(&ctx);
     assert_eq!(plain.deadline(), Some(d));
     assert_eq!(context::with_value(&ctx, 1, 2).deadline(), Some(d));
-
-    let t = Instant::now();
     assert_eq!(earlier.done().recv(), Err(goro::chan::RecvError));
-    assert!(Instant::now() >= earlier_d);
+    assert!(Instant::now() >= earlier_d, "never before the deadline");
     assert_eq!(earlier.err(), Some(Error::DeadlineExceeded));
     assert!(
         ctx.err().is_none(),
         "a child's deadline does not cancel the parent"
     );
+    assert!(
+        later.err().is_none() && plain.err().is_none(),
+        "nor its siblings"
+    );
+
+    // Part 2: a parent's deadline reaches every descendant.
+    let d = Instant::now() + Duration::from_millis(30);
+    let (ctx, _cancel) = context::with_deadline(&bg, d);
+    let (later, _c1) = context::with_deadline(&ctx, d + Duration::from_secs(10));
+    let (plain, _c3) = context::with_cancel(&ctx);
+    let t = Instant::now();
     assert_eq!(ctx.done().recv(), Err(goro::chan::RecvError));
     assert!(Instant::now() >= d);
     assert!(t.elapsed() < Duration::from_secs(5));
