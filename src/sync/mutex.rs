@@ -130,7 +130,9 @@ impl RawMutex {
         let mut awoke = false; // we own the WOKEN bit
         let mut starving = false;
         let mut since: Option<Instant> = None;
-        let may_spin = can_spin();
+        // Decided lazily: most slow-path entries (waiters parked, lock free) never need it,
+        // and asking the scheduler costs more than the whole uncontended lock.
+        let mut may_spin: Option<bool> = None;
         loop {
             let s = self.state.load(Relaxed);
             if s & STARVING == 0 {
@@ -149,7 +151,7 @@ impl RawMutex {
                     }
                     continue;
                 }
-                if spins < SPIN_ROUNDS && may_spin {
+                if spins < SPIN_ROUNDS && *may_spin.get_or_insert_with(can_spin) {
                     if !awoke
                         && s & (WOKEN | WAITERS) == WAITERS
                         && self
