@@ -11,9 +11,10 @@
 //! - `WAITERS`: the queue is non-empty (changed only under the queue lock, so it always equals
 //!   `!queue.is_empty()` whenever the queue lock is free).
 //!
-//! *Normal mode* favours throughput: `lock` is one CAS `0 -> LOCKED`; `unlock` is one
-//! `fetch_sub`, and only when other bits remain does it look further: if there are waiters and
-//! nobody is awake it marks `WOKEN` and wakes the oldest waiter, which must then *compete* with
+//! *Normal mode* favours throughput: `lock` is one load and one CAS setting `LOCKED` (also
+//! while waiters are parked, as long as the lock is free); `unlock` is one `fetch_sub`, and it
+//! looks further only when a wake-up or a hand-off is due: if there are waiters and nobody is
+//! awake it marks `WOKEN` and wakes the oldest waiter, which must then *compete* with
 //! newly arriving lockers (who usually win: they are already running). Before parking, a
 //! contender spins briefly (only where the holder can run meanwhile: several CPUs and, in a
 //! coroutine, several workers), marking itself `WOKEN` so that unlocks
@@ -89,10 +90,15 @@ impl RawMutex {
 
     #[inline]
     pub(crate) fn lock(&self) {
-        if self
-            .state
-            .compare_exchange_weak(0, LOCKED, Acquire, Relaxed)
-            .is_err()
+        // One CAS from the observed state: also the fast path while waiters are parked but the
+        // lock is free (normal mode lets a running locker barge), where a CAS from 0 would fail
+        // and cost a second one in `lock_slow`.
+        let s = self.state.load(Relaxed);
+        if s & (LOCKED | STARVING) != 0
+            || self
+                .state
+                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+                .is_err()
         {
             self.lock_slow();
         }
@@ -119,7 +125,9 @@ impl RawMutex {
     #[inline]
     pub(crate) fn unlock(&self) {
         let new = self.state.fetch_sub(LOCKED, Release).wrapping_sub(LOCKED);
-        if new != 0 {
+        // Only a hand-off (STARVING) or a wake-up (waiters, none awake, lock still free) needs
+        // the slow path.
+        if new & STARVING != 0 || new & (WAITERS | WOKEN | LOCKED) == WAITERS {
             self.unlock_slow(new);
         }
     }
