@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("std_in_coroutines_100x10000_2workers", |b| {
         b.iter(|| assert_eq!(goro::run(std_mutex), TASKS * ITERS))
     });
+    g.throughput(Throughput::Elements(1));
     g.bench_function("uncontended_lock_unlock", |b| {
         let m = Mutex::new(0u64);
         b.iter(|| *m.lock() += 1)

@@ -1,9 +1,21 @@
 //! Go's `context` package: cancellation, deadlines and request-scoped values that flow down a
 //! tree of [`Context`]s.
 //!
+//! ```
+//! use std::time::Duration;
+//! use goro::context::{self, Error};
+//!
+//! let (ctx, cancel) = context::with_timeout(&context::background(), Duration::from_millis(10));
+//! let req = context::with_value(&ctx, "request-id", 7u32);
+//! let _ = req.done().recv(); // closed when the deadline passes
+//! assert_eq!(req.err(), Some(Error::DeadlineExceeded));
+//! assert_eq!(req.value::<&str, u32>(&"request-id"), Some(&7));
+//! cancel.cancel(); // always call it: it releases the timer and the parent's reference
+//! ```
+//!
 //! # Design
 //! A [`Context`] is an `Arc` to an immutable node that points at its parent. Node kinds:
-//! roots ([`background`], [`todo`]), cancellable nodes ([`with_cancel`], [`with_cancel_cause`],
+//! roots ([`background`], [`todo()`]), cancellable nodes ([`with_cancel`], [`with_cancel_cause`],
 //! [`with_deadline`], [`with_timeout`] and their `_cause` forms), value nodes ([`with_value`]) and
 //! [`without_cancel`] nodes. Values and deadlines are found by walking up the parent chain.
 //!
@@ -13,9 +25,11 @@
 //!
 //! - **Propagation** needs no coroutine or thread per context: a new cancellable node registers
 //!   with its nearest cancellable ancestor (skipping value nodes; stopping at roots and
-//!   `without_cancel`, which are never done). Cancelling a node takes its children out under its
-//!   lock and cancels them with the same error and cause, iteratively (a deep chain cannot
-//!   overflow the stack). Cancellation never flows upwards.
+//!   `without_cancel`, which are never done). Cancelling a node cancels its whole subtree with
+//!   the same error and cause, iteratively (a deep chain cannot overflow the stack): first it
+//!   marks the subtree top-down, then makes the nodes done bottom-up, so that a context whose
+//!   `err()` is set never has a descendant whose `err()` is not (Go's guarantee). Cancellation
+//!   never flows upwards.
 //! - **No leaks**: a node cancelled by its own `CancelFunc` (or its deadline) removes itself from
 //!   the ancestor it registered with. As in Go, a child that is never cancelled stays registered
 //!   until that ancestor is cancelled: always call the `CancelFunc`.
@@ -23,13 +37,14 @@
 //!   reference and is cancelled with the context.
 //! - `after_func` callbacks are started in their own coroutine, exactly once, by whoever cancels.
 //!
-//! Invariants: a node's error is set once and never changes; its `done` channel is closed iff its
-//! error is set (and that happens in the same critical section); a node's children map is empty
-//! once it is done. Locks are never nested: each step holds at most one node's lock.
+//! Invariants: a node's error is set once and never changes; its `done` channel is closed once
+//! its error is set; a node's children map is empty once it is marked or done, and nothing
+//! registers with a marked node. Locks are never nested: each step holds at most one node's lock.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -101,13 +116,29 @@ struct CancelNode {
 
 #[derive(Default)]
 struct CancelState {
+    /// Set by the mark phase of a cancellation in progress (see [`cancel`]).
+    pending: Option<(Error, Cause)>,
     err: Option<Error>,
     cause: Option<Cause>,
     done_tx: Option<Sender<()>>,
     done_rx: Option<Receiver<()>>,
-    children: HashMap<usize, Context>,
-    after: HashMap<usize, Arc<AfterFuncRec>>,
+    children: PtrMap<Context>,
+    after: PtrMap<Arc<AfterFuncRec>>,
     timer: Option<TimerHandle>,
+}
+
+impl Drop for Node {
+    /// Unlink the parent chain iteratively: dropping the last handle to the leaf of a
+    /// 10,000-deep chain must not recurse 10,000 frames deep.
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(Context { node }) = next {
+            match Arc::try_unwrap(node) {
+                Ok(mut n) => next = n.parent.take(),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl Drop for CancelNode {
@@ -116,6 +147,31 @@ impl Drop for CancelNode {
         if let Some(t) = st.timer.take() {
             t.cancel();
         }
+    }
+}
+
+/// Maps keyed by the address of a live allocation (a child node, an `after_func` record): the
+/// keys are unique and already well spread, so a multiply-shift hash is enough (SipHash was a
+/// visible cost when building and cancelling large trees).
+type PtrMap<V> = HashMap<usize, V, BuildHasherDefault<PtrHasher>>;
+
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // Fold the well-mixed high half down: the table indexes by the low bits, and the low
+        // bits of an aligned address are constant.
+        let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
     }
 }
 
@@ -269,9 +325,17 @@ impl Context {
     }
 
     fn name(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(p) = &self.node.parent {
-            p.name(f)?;
+        let mut chain = vec![self];
+        while let Some(p) = &chain[chain.len() - 1].node.parent {
+            chain.push(p);
         }
+        for c in chain.into_iter().rev() {
+            c.name_one(f)?;
+        }
+        Ok(())
+    }
+
+    fn name_one(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.node.kind {
             Kind::Background => f.write_str("context.Background"),
             Kind::Todo => f.write_str("context.TODO"),
@@ -307,9 +371,14 @@ fn propagate(parent: &Context, child: &Context) {
         return; // the parent can never be done
     };
     let mut st = lock(&anc.cancel_node().state);
-    match st.err {
-        Some(err) => {
-            let cause = st.cause.clone();
+    // Done, or being cancelled right now: the child is cancelled with the same error and cause.
+    let done = match (&st.err, &st.pending) {
+        (Some(err), _) => Some((*err, st.cause.clone())),
+        (None, Some((err, cause))) => Some((*err, Some(cause.clone()))),
+        (None, None) => None,
+    };
+    match done {
+        Some((err, cause)) => {
             drop(st);
             cancel(child, false, err, cause);
         }
@@ -320,37 +389,79 @@ fn propagate(parent: &Context, child: &Context) {
 }
 
 /// Cancel `ctx` and all its descendants with `err`/`cause` (the cause defaults to `err`).
+///
+/// Two phases, so that a done context never has a descendant that still looks alive (Go gets
+/// this by holding the parent's lock while it cancels the children; we must not recurse):
+/// 1. *mark*, top-down: each node not yet done or marked gets `pending = (err, cause)` and gives
+///    up its children map; new children registering meanwhile see the mark and are cancelled
+///    at once;
+/// 2. *commit*, bottom-up (reverse discovery order): set the error, close `done`, cancel the
+///    timer, start the `after_func`s. Descendants are therefore done before their ancestors.
+///
+/// If `ctx` itself was already marked by a concurrent ancestor cancellation, this call commits
+/// `ctx` with the marked values before returning, so "after `cancel` returns, `err()` is set"
+/// holds for every caller.
 fn cancel(ctx: &Context, remove_from_parent: bool, err: Error, cause: Option<Cause>) {
     let cause = cause.unwrap_or_else(|| Arc::new(err));
+    let mut order: Vec<Context> = Vec::new();
     let mut work = vec![ctx.clone()];
     while let Some(c) = work.pop() {
-        let cn = c.cancel_node();
-        let mut st = lock(&cn.state);
+        let mut st = lock(&c.cancel_node().state);
         if st.err.is_some() {
-            continue; // already done (first cancellation wins)
+            continue; // already done (the first cancellation wins)
         }
-        st.err = Some(err);
-        st.cause = Some(cause.clone());
-        cn.done.store(true, Ordering::Release);
-        if let Some(tx) = st.done_tx.take() {
-            tx.close();
+        if st.pending.is_some() {
+            if c.key() == ctx.key() {
+                drop(st);
+                commit(&c); // help the concurrent cancellation that marked us
+            }
+            continue;
         }
-        let timer = st.timer.take();
-        let after = std::mem::take(&mut st.after);
-        let children = std::mem::take(&mut st.children);
+        st.pending = Some((err, cause.clone()));
+        work.extend(std::mem::take(&mut st.children).into_values());
         drop(st);
-        if let Some(t) = timer {
-            t.cancel();
-        }
-        for rec in after.into_values() {
-            rec.start();
-        }
-        work.extend(children.into_values());
+        order.push(c);
+    }
+    for c in order.iter().rev() {
+        commit(c);
     }
     if remove_from_parent {
         if let Some(anc) = ctx.node.parent.as_ref().and_then(Context::cancel_ancestor) {
             lock(&anc.cancel_node().state).children.remove(&ctx.key());
         }
+    }
+}
+
+/// Make a marked node done (see [`cancel`]).
+fn commit(c: &Context) {
+    let cn = c.cancel_node();
+    let mut st = lock(&cn.state);
+    if st.err.is_some() {
+        return;
+    }
+    let Some((err, cause)) = st.pending.clone() else {
+        return;
+    };
+    st.err = Some(err);
+    st.cause = Some(cause.clone());
+    cn.done.store(true, Ordering::Release);
+    let tx = st.done_tx.take();
+    let timer = st.timer.take();
+    let after = std::mem::take(&mut st.after);
+    // `propagate` never registers with a marked node, so this is empty; be safe anyway.
+    let late = std::mem::take(&mut st.children);
+    drop(st);
+    if let Some(tx) = tx {
+        tx.close();
+    }
+    if let Some(t) = timer {
+        t.cancel();
+    }
+    for rec in after.into_values() {
+        rec.start();
+    }
+    for child in late.into_values() {
+        cancel(&child, false, err, Some(cause.clone()));
     }
 }
 
@@ -476,16 +587,23 @@ fn deadline_ctx(parent: &Context, d: Instant, cause: Option<Cause>) -> (Context,
         cancel(&ctx, true, Error::DeadlineExceeded, cause);
         return (ctx.clone(), CancelFunc { ctx });
     }
+    // Schedule without holding our lock (the timer facility has locks of its own, and a timer
+    // callback cancelling an ancestor takes ours). If it fires before we store the handle, it
+    // has simply cancelled us already.
+    let weak: Weak<Node> = Arc::downgrade(&ctx.node);
+    let timer = timers::schedule(d, move || {
+        if let Some(node) = weak.upgrade() {
+            cancel(&Context { node }, true, Error::DeadlineExceeded, cause);
+        }
+    });
     let mut st = lock(&ctx.cancel_node().state);
-    if st.err.is_none() {
-        let weak: Weak<Node> = Arc::downgrade(&ctx.node);
-        st.timer = Some(timers::schedule(d, move || {
-            if let Some(node) = weak.upgrade() {
-                cancel(&Context { node }, true, Error::DeadlineExceeded, cause);
-            }
-        }));
+    if st.err.is_none() && st.pending.is_none() {
+        st.timer = Some(timer);
+        drop(st);
+    } else {
+        drop(st);
+        timer.cancel();
     }
-    drop(st);
     (ctx.clone(), CancelFunc { ctx })
 }
 

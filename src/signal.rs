@@ -1,6 +1,16 @@
 //! Go's `os/signal` on goro channels: [`notify`] relays incoming Unix signals to channels,
 //! [`stop`] detaches a channel.
 //!
+//! ```no_run
+//! use goro::signal::{self, SIGINT, SIGTERM};
+//!
+//! let (tx, rx) = goro::chan::bounded(1); // buffered: delivery never blocks
+//! signal::notify(&tx, &[SIGINT, SIGTERM]).unwrap();
+//! let sig = rx.recv().unwrap(); // wait for Ctrl-C or `kill`
+//! signal::stop(&tx);
+//! println!("shutting down on signal {sig}");
+//! ```
+//!
 //! # Design
 //! One process-wide registry (a `std` mutex) lists the registered channels, each with the set of
 //! signals it wants. The signals themselves are caught with `signal-hook`'s self-pipe iterator,

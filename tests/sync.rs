@@ -228,6 +228,49 @@ fn rwlock_writer_not_starved_by_overlapping_readers() {
 }
 
 #[test]
+fn rwlock_readers_not_starved_by_writer_stream() {
+    // Writers queue back to back; a reader must still get in every time, because a writer's
+    // unlock admits the readers that queued meanwhile before the next writer.
+    let l = Arc::new(RwLock::new(0u64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (l, stop) = (l.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    let mut g = l.write();
+                    *g += 1;
+                    for _ in 0..200 {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        })
+        .collect();
+    let h = goro::spawn({
+        let l = l.clone();
+        move || {
+            let mut worst = Duration::ZERO;
+            for _ in 0..200 {
+                let t = Instant::now();
+                drop(l.read());
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        }
+    });
+    let worst = h.join().unwrap();
+    stop.store(true, Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(
+        worst < Duration::from_millis(500),
+        "reader waited {worst:?}"
+    );
+}
+
+#[test]
 fn condvar_producer_consumer_mixed() {
     let pair = Arc::new((Mutex::new(Vec::<u64>::new()), Condvar::new()));
     let total = Arc::new(AtomicUsize::new(0));
@@ -351,26 +394,45 @@ fn condvar_wait_timeout_and_notify_all() {
 }
 
 #[test]
-fn condvar_notify_never_lost_to_timeout() {
-    // Waiters with tiny timeouts race notify_one: every notify either wakes a waiter or finds
-    // none; a waiter that reports "not timed out" must have consumed a notification.
+fn condvar_timeouts_racing_notifies() {
+    // Waiters with tiny timeouts race a notifier. A waiter reports "not timed out" only if a
+    // notification claimed it, so such reports never outnumber the notifications; and a
+    // notification that pops a waiter at the instant it times out is still reported (some get
+    // through: the count is not zero).
     let s = Arc::new((Mutex::new(()), Condvar::new()));
     let woken = Arc::new(AtomicUsize::new(0));
-    let s2 = s.clone();
-    let w2 = woken.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    const NOTIFIES: usize = 20_000;
+    let issued = Arc::new(AtomicUsize::new(0));
+    let notifier = {
+        let (s, stop, issued, woken) = (s.clone(), stop.clone(), issued.clone(), woken.clone());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            // At least NOTIFIES, and on until one got through (bounded, for a stuck machine).
+            while issued.load(SeqCst) < NOTIFIES
+                || (woken.load(SeqCst) == 0 && t.elapsed() < Duration::from_secs(20))
+            {
+                issued.fetch_add(1, SeqCst);
+                s.1.notify_one();
+                std::thread::yield_now();
+            }
+            stop.store(true, SeqCst);
+        })
+    };
+    let (s2, w2, stop2) = (s.clone(), woken.clone(), stop.clone());
     mixed(20, 2, move |_| {
-        for _ in 0..300 {
+        while !stop2.load(SeqCst) {
             let g = s2.0.lock();
             let (_g, to) = s2.1.wait_timeout(g, Duration::from_micros(50));
             if !to {
-                w2.fetch_add(1, Relaxed);
+                w2.fetch_add(1, SeqCst);
             }
         }
     });
-    let _ = woken.load(Relaxed);
-    // Nobody notified, so nobody may claim a notification.
-    assert_eq!(woken.load(Relaxed), 0);
-    drop(s);
+    notifier.join().unwrap();
+    let (w, n) = (woken.load(SeqCst), issued.load(SeqCst));
+    assert!(w <= n, "{w} wake-ups from {n} notifications");
+    assert!(w > 0);
 }
 
 #[test]
@@ -582,4 +644,48 @@ fn semaphore_zero_deadlock_is_reported() {
         "{err}"
     );
     assert!(err.contains("semacquire"), "{err}");
+}
+
+/// Compile-time check that a type is NOT `Send`: `<T as NotSend<_>>::check()` is ambiguous (and
+/// fails to compile) exactly when `T: Send`.
+trait NotSend<A> {
+    fn check() {}
+}
+impl<T: ?Sized> NotSend<()> for T {}
+impl<T: ?Sized + Send> NotSend<u8> for T {}
+
+#[test]
+fn guards_are_not_send_like_std() {
+    <goro::sync::MutexGuard<'static, u8> as NotSend<_>>::check();
+    <goro::sync::RwLockReadGuard<'static, u8> as NotSend<_>>::check();
+    <goro::sync::RwLockWriteGuard<'static, u8> as NotSend<_>>::check();
+    fn sync<T: Sync>() {}
+    fn send_sync<T: Send + Sync>() {}
+    sync::<goro::sync::MutexGuard<'static, u8>>();
+    send_sync::<Mutex<u8>>();
+    send_sync::<RwLock<u8>>();
+    send_sync::<Condvar>();
+    send_sync::<Once>();
+    send_sync::<Semaphore>();
+    send_sync::<WaitGroup>();
+    send_sync::<Pool<Vec<u8>>>();
+}
+
+#[test]
+fn waitgroup_go_counts_and_survives_panics() {
+    goro::gomaxprocs(2);
+    let wg = WaitGroup::new();
+    let n = Arc::new(AtomicUsize::new(0));
+    for i in 0..1_000 {
+        let n = n.clone();
+        wg.go(move || {
+            n.fetch_add(1, Relaxed);
+            if i % 100 == 0 {
+                panic!("worker {i} failed"); // still counted down
+            }
+        });
+    }
+    wg.wait();
+    assert_eq!(n.load(Relaxed), 1_000);
+    assert_eq!(wg.count(), 0);
 }

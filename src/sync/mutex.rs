@@ -11,11 +11,13 @@
 //! - `WAITERS`: the queue is non-empty (changed only under the queue lock, so it always equals
 //!   `!queue.is_empty()` whenever the queue lock is free).
 //!
-//! *Normal mode* favours throughput: `lock` is one CAS `0 -> LOCKED`; `unlock` is one
-//! `fetch_sub`, and only when other bits remain does it look further: if there are waiters and
-//! nobody is awake it marks `WOKEN` and wakes the oldest waiter, which must then *compete* with
+//! *Normal mode* favours throughput: `lock` is one load and one CAS setting `LOCKED` (also
+//! while waiters are parked, as long as the lock is free); `unlock` is one `fetch_sub`, and it
+//! looks further only when a wake-up or a hand-off is due: if there are waiters and nobody is
+//! awake it marks `WOKEN` and wakes the oldest waiter, which must then *compete* with
 //! newly arriving lockers (who usually win: they are already running). Before parking, a
-//! contender spins briefly (only on multi-core machines), marking itself `WOKEN` so that unlocks
+//! contender spins briefly (only where the holder can run meanwhile: several CPUs and, in a
+//! coroutine, several workers), marking itself `WOKEN` so that unlocks
 //! do not pay for a wake-up it does not need. A woken waiter that loses goes back to the
 //! *front* of the queue.
 //!
@@ -23,9 +25,9 @@
 //! (only while the lock is held, so there is an unlock coming that will see it). While
 //! `STARVING` is set nobody barges: arrivals queue at the back, and `unlock` hands ownership
 //! directly to the head waiter (`LOCKED` stays clear until the grantee sets it: the lock counts
-//! as held while `STARVING` is set). The grantee turns
-//! starvation mode off when it is the last waiter or waited less than 1 ms. Hence a waiter is
-//! overtaken for at most about 1 ms plus the queue ahead of it.
+//! as held while `STARVING` is set). The grantee turns starvation mode off when it is the last
+//! waiter or waited less than 1 ms. Hence a waiter is overtaken for at most about 1 ms plus the
+//! queue ahead of it.
 //!
 //! Invariants: `STARVING` is set and cleared only under the queue lock (by a waiter that queues
 //! itself while the lock is held, by a grantee, or by a starving unlock that finds the queue
@@ -53,7 +55,9 @@ const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
 /// Spin rounds before parking (each round spins twice as long as the previous one).
 const SPIN_ROUNDS: u32 = 5;
 
-/// Whether spinning can ever help (the lock holder can run meanwhile on another CPU).
+/// Whether spinning can help: the lock holder must be able to run meanwhile on another CPU,
+/// so never on a single CPU, nor in a coroutine when there is only one worker (the holder is
+/// then waiting for *our* worker).
 fn can_spin() -> bool {
     static NCPU: AtomicUsize = AtomicUsize::new(0);
     let mut n = NCPU.load(Relaxed);
@@ -61,7 +65,7 @@ fn can_spin() -> bool {
         n = std::thread::available_parallelism().map_or(1, |n| n.get());
         NCPU.store(n, Relaxed);
     }
-    n > 1
+    n > 1 && (!crate::park::in_coroutine() || crate::gomaxprocs(0) > 1)
 }
 
 fn spin(round: u32) {
@@ -86,10 +90,15 @@ impl RawMutex {
 
     #[inline]
     pub(crate) fn lock(&self) {
-        if self
-            .state
-            .compare_exchange_weak(0, LOCKED, Acquire, Relaxed)
-            .is_err()
+        // One CAS from the observed state: also the fast path while waiters are parked but the
+        // lock is free (normal mode lets a running locker barge), where a CAS from 0 would fail
+        // and cost a second one in `lock_slow`.
+        let s = self.state.load(Relaxed);
+        if s & (LOCKED | STARVING) != 0
+            || self
+                .state
+                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+                .is_err()
         {
             self.lock_slow();
         }
@@ -116,7 +125,9 @@ impl RawMutex {
     #[inline]
     pub(crate) fn unlock(&self) {
         let new = self.state.fetch_sub(LOCKED, Release).wrapping_sub(LOCKED);
-        if new != 0 {
+        // Only a hand-off (STARVING) or a wake-up (waiters, none awake, lock still free) needs
+        // the slow path.
+        if new & STARVING != 0 || new & (WAITERS | WOKEN | LOCKED) == WAITERS {
             self.unlock_slow(new);
         }
     }
@@ -127,6 +138,9 @@ impl RawMutex {
         let mut awoke = false; // we own the WOKEN bit
         let mut starving = false;
         let mut since: Option<Instant> = None;
+        // Decided lazily: most slow-path entries (waiters parked, lock free) never need it,
+        // and asking the scheduler costs more than the whole uncontended lock.
+        let mut may_spin: Option<bool> = None;
         loop {
             let s = self.state.load(Relaxed);
             if s & STARVING == 0 {
@@ -145,7 +159,7 @@ impl RawMutex {
                     }
                     continue;
                 }
-                if spins < SPIN_ROUNDS && can_spin() {
+                if spins < SPIN_ROUNDS && *may_spin.get_or_insert_with(can_spin) {
                     if !awoke
                         && s & (WOKEN | WAITERS) == WAITERS
                         && self

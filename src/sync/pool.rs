@@ -5,6 +5,9 @@
 //! dropped. Unlike Go's pool (which the GC may empty at any time), objects stay until reused or
 //! the pool is dropped; the pool never holds more than [`Pool::MAX_IDLE`] idle objects (extra
 //! ones are dropped), so a burst does not pin memory forever.
+//!
+//! Invariant: each object is owned by exactly one of the idle queue, one live guard, or the
+//! caller (after `into_inner`, or before `put`); the pool never hands one object out twice.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};

@@ -99,6 +99,26 @@ impl WaitGroup {
         w.wait("sync.WaitGroup.Wait");
     }
 
+    /// Run `f` in a new coroutine counted by this group (Go 1.25's `WaitGroup.Go`): `add(1)`
+    /// now, `done()` when `f` returns, panics or calls `goexit`.
+    pub fn go<F>(&self, f: F) -> crate::JoinHandle<()>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        struct DoneOnDrop(WaitGroup);
+        impl Drop for DoneOnDrop {
+            fn drop(&mut self) {
+                self.0.done();
+            }
+        }
+        self.add(1);
+        let guard = DoneOnDrop(self.clone());
+        crate::spawn(move || {
+            let _guard = guard;
+            f()
+        })
+    }
+
     /// The counter now (a snapshot; Go has no such call, but it helps tests and debugging).
     pub fn count(&self) -> isize {
         self.inner.count.load(Acquire)
