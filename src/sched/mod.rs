@@ -274,7 +274,7 @@ impl Runtime {
                 .stack_size(256 * 1024)
                 .spawn(move || worker::run(shared))
                 .expect("goro: cannot start a worker thread");
-            let _ = shared.thread.set(t.thread().clone());
+            let _ = shared.thread.set(t.thread().clone()); // usually set by the worker already
             *created += 1;
             self.created_fast.store(*created, Ordering::Release);
         }

@@ -642,6 +642,9 @@ fn run_loop(shared: &'static WorkerShared) {
         rng: Cell::new(seed | 1),
     }));
     LOCAL.with(|c| c.set(local));
+    // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
+    // handle could not wake us, and would have cleared the flag, losing us for good.
+    let _ = shared.thread.set(std::thread::current());
     overflow::ensure_altstack();
     let r = rt();
     local.refresh_retiring();
