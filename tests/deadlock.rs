@@ -5,13 +5,29 @@
 use std::process::Command;
 use std::time::Duration;
 
-/// Re-run this test binary with only `test_name`, with `GORO_TEST_CHILD` set.
+/// Re-run this test binary with only `test_name`, with `GORO_TEST_CHILD` set. A child that
+/// is still running after 30 s (a deadlock that went unreported) is killed, failing the test.
 fn child(test_name: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
+    let c = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env("GORO_TEST_CHILD", "1")
-        .output()
-        .expect("spawn child")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let pid = c.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(c.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.expect("child output"),
+        Err(_) => {
+            // SAFETY: plain kill(2) of our own child's pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("child {test_name} still running after 30 s: deadlock not reported");
+        }
+    }
 }
 
 fn is_child() -> bool {
