@@ -336,3 +336,24 @@ fn blocking_runs_off_the_worker_and_returns_or_panics() {
     // On a plain thread it is a direct call.
     assert_eq!(goro::blocking(|| 5), 5);
 }
+
+#[test]
+fn a_result_whose_drop_panics_does_not_abort() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("Bomb dropped");
+        }
+    }
+    // Detached: the result is dropped by the runtime, on the coroutine's stack.
+    let (tx, rx) = goro::chan::bounded::<()>(0);
+    drop(goro::spawn(move || {
+        let _ = rx.recv();
+        Bomb
+    }));
+    tx.send(()).unwrap();
+    // Still alive and working.
+    for i in 0..100 {
+        assert_eq!(goro::spawn(move || i).join().unwrap(), i);
+    }
+}

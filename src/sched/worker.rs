@@ -604,7 +604,12 @@ unsafe fn coroutine_entry(arg: *mut ()) {
         }
         let guard = AbortOnUnwind;
         body.run();
-        drop(body);
+        // Dropping the task may drop an unjoined result, whose `Drop` is user code: a panic
+        // there is reported, not allowed to unwind into the context-switch code.
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(body))) {
+            let msg = crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+            eprintln!("goro: dropping a coroutine's unjoined result panicked: {msg}");
+        }
         std::mem::forget(guard);
     }
 }
