@@ -395,3 +395,17 @@ fn select_between_two_blocked_selects() {
         assert_eq!(h.join().unwrap(), 7);
     }
 }
+
+#[test]
+fn ends_and_timers_are_send_sync_clone() {
+    fn send_sync<T: Send + Sync>() {}
+    fn clone<T: Clone>() {}
+    send_sync::<goro::chan::Sender<String>>();
+    send_sync::<goro::chan::Receiver<String>>();
+    clone::<goro::chan::Sender<String>>();
+    clone::<goro::chan::Receiver<String>>();
+    send_sync::<goro::time::Timer>();
+    send_sync::<goro::time::Ticker>();
+    send_sync::<SendError<String>>();
+    send_sync::<TrySendError<String>>();
+}

@@ -332,3 +332,46 @@ fn rendezvous_pingpong_coroutine_thread() {
     drop(a_tx);
     h.join().unwrap();
 }
+
+/// Coroutines blocked in `select!` park: 10,000 of them cost no worker, other coroutines keep
+/// running, and one close releases them all.
+#[test]
+fn blocked_selects_cost_no_worker() {
+    goro::gomaxprocs(2);
+    let (quit_tx, quit_rx) = bounded::<()>(0);
+    let (_never_tx, never_rx) = bounded::<u64>(0);
+    let released = Arc::new(AtomicUsize::new(0));
+    let mut hs = Vec::new();
+    for _ in 0..10_000 {
+        let (q, n, released) = (quit_rx.clone(), never_rx.clone(), released.clone());
+        hs.push(goro::spawn(move || {
+            goro::select! {
+                recv(n) -> _ => panic!("nothing is sent"),
+                recv(q) -> r => assert!(r.is_err()),
+            }
+            released.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    // With every one of them blocked, a ping-pong between two more coroutines still runs.
+    let (a_tx, a_rx) = bounded::<u64>(0);
+    let (b_tx, b_rx) = bounded::<u64>(0);
+    let echo = goro::spawn(move || {
+        for v in a_rx.iter() {
+            b_tx.send(v).unwrap();
+        }
+    });
+    let pinger = goro::spawn(move || {
+        for i in 0..10_000 {
+            a_tx.send(i).unwrap();
+            assert_eq!(b_rx.recv().unwrap(), i);
+        }
+    });
+    pinger.join().unwrap();
+    echo.join().unwrap();
+    assert_eq!(released.load(Ordering::Relaxed), 0);
+    assert!(quit_tx.close());
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(released.load(Ordering::Relaxed), 10_000);
+}

@@ -98,7 +98,7 @@ fn ticker_zero_panics() {
 #[test]
 fn timer_go123_semantics() {
     // stop before firing: true, nothing delivered
-    let tm = Timer::new(30 * MS);
+    let tm = Timer::new(Duration::from_secs(5));
     assert!(tm.stop());
     assert!(!tm.stop());
     assert_eq!(
@@ -165,7 +165,8 @@ fn after_func_runs_stop_reset() {
     assert!(t.elapsed() >= 20 * MS);
     // stop prevents it
     let tx2 = tx.clone();
-    let tm = after_func(20 * MS, move || {
+    // (A long delay, so that a loaded machine cannot make it run before `stop`.)
+    let tm = after_func(Duration::from_secs(5), move || {
         tx2.send("stopped one ran").unwrap();
     });
     assert!(tm.stop());
