@@ -11,15 +11,14 @@
 //! - `WAITERS`: the queue is non-empty (changed only under the queue lock, so it always equals
 //!   `!queue.is_empty()` whenever the queue lock is free).
 //!
-//! *Normal mode* favours throughput: `lock` is one load and one CAS setting `LOCKED` (also
-//! while waiters are parked, as long as the lock is free); `unlock` is one `fetch_sub`, and it
+//! *Normal mode* favours throughput: `lock` is one CAS `0 -> LOCKED` (and a second CAS, still
+//! inline, when waiters are parked but the lock is free); `unlock` is one `fetch_sub`, and it
 //! looks further only when a wake-up or a hand-off is due: if there are waiters and nobody is
 //! awake it marks `WOKEN` and wakes the oldest waiter, which must then *compete* with
 //! newly arriving lockers (who usually win: they are already running). Before parking, a
-//! contender spins briefly (only where the holder can run meanwhile: several CPUs and, in a
-//! coroutine, several workers), marking itself `WOKEN` so that unlocks
-//! do not pay for a wake-up it does not need. A woken waiter that loses goes back to the
-//! *front* of the queue.
+//! contender on a plain thread spins briefly (several CPUs only; a coroutine parks at once, see
+//! `can_spin`), marking itself `WOKEN` so that unlocks do not pay for a wake-up it does not
+//! need. A woken waiter that loses goes back to the *front* of the queue.
 //!
 //! *Starvation mode*: a waiter that has waited more than 1 ms (Go's threshold) sets `STARVING`
 //! (only while the lock is held, so there is an unlock coming that will see it). While
@@ -55,9 +54,14 @@ const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
 /// Spin rounds before parking (each round spins twice as long as the previous one).
 const SPIN_ROUNDS: u32 = 5;
 
-/// Whether spinning can help: the lock holder must be able to run meanwhile on another CPU,
-/// so never on a single CPU, nor in a coroutine when there is only one worker (the holder is
-/// then waiting for *our* worker).
+/// Whether to spin before parking: only on a plain OS thread on a multi-CPU machine.
+///
+/// A plain thread's park is a futex sleep and wake (microseconds), so a brief spin while the
+/// holder runs on another CPU pays off. A coroutine's park is a cheap user-space switch that lets
+/// its worker run other coroutines; spinning there mostly lets the spinner grab the lock and keep
+/// two workers fighting over one cache line (Go avoids that by spinning only with an empty local
+/// run queue, which goro's scheduler does not expose). Measured on the peers' `mutex` workload
+/// (2 workers, 25 runs each): median 5.0 ns/op without coroutine spinning, 6.5 ns/op with it.
 fn can_spin() -> bool {
     static NCPU: AtomicUsize = AtomicUsize::new(0);
     let mut n = NCPU.load(Relaxed);
@@ -65,7 +69,7 @@ fn can_spin() -> bool {
         n = std::thread::available_parallelism().map_or(1, |n| n.get());
         NCPU.store(n, Relaxed);
     }
-    n > 1 && (!crate::park::in_coroutine() || crate::gomaxprocs(0) > 1)
+    n > 1 && !crate::park::in_coroutine()
 }
 
 fn spin(round: u32) {
@@ -90,17 +94,21 @@ impl RawMutex {
 
     #[inline]
     pub(crate) fn lock(&self) {
-        // One CAS from the observed state: also the fast path while waiters are parked but the
-        // lock is free (normal mode lets a running locker barge), where a CAS from 0 would fail
-        // and cost a second one in `lock_slow`.
-        let s = self.state.load(Relaxed);
-        if s & (LOCKED | STARVING) != 0
-            || self
-                .state
-                .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
-                .is_err()
+        // One CAS from 0 (no load first: measurably cheaper when nobody waits). If it fails
+        // only because waiters are parked while the lock is free, one more CAS from the value
+        // it returned takes the lock (normal mode lets a running locker barge) without a call.
+        if let Err(s) = self
+            .state
+            .compare_exchange_weak(0, LOCKED, Acquire, Relaxed)
         {
-            self.lock_slow();
+            if s & (LOCKED | STARVING) != 0
+                || self
+                    .state
+                    .compare_exchange_weak(s, s | LOCKED, Acquire, Relaxed)
+                    .is_err()
+            {
+                self.lock_slow();
+            }
         }
     }
 
