@@ -118,3 +118,77 @@ pub(crate) fn park_while(reason: WaitReason, mut blocked: impl FnMut() -> bool) 
         park(reason);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Pairs of coroutines pass a turn back and forth with nothing but park/unpark: the
+    /// waker sets the turn *then* unparks; the waiter loops "check, maybe spin, park". Extra
+    /// unparks leave stray tokens (so parks return spuriously), spins make wake-ups land while
+    /// the target still runs. Any lost wake-up hangs a pair; the watchdog turns that into a
+    /// failure.
+    #[test]
+    fn handshake_survives_stray_tokens_and_races() {
+        crate::gomaxprocs(2);
+        const PAIRS: usize = 40;
+        const ROUNDS: u64 = 2_000;
+        let done = Arc::new(AtomicU64::new(0));
+        for p in 0..PAIRS {
+            let turn = Arc::new(AtomicU64::new(0));
+            let who: Arc<[Mutex<Option<Unparker>>; 2]> =
+                Arc::new([Mutex::new(None), Mutex::new(None)]);
+            for side in 0..2u64 {
+                let (turn, who, done) = (turn.clone(), who.clone(), done.clone());
+                crate::spawn(move || {
+                    *who[side as usize].lock().unwrap() = Some(current());
+                    let mut rng = (p as u64 + 1) * 0x9E37_79B9 + side;
+                    for r in 0..ROUNDS {
+                        let mine = 2 * r + side;
+                        loop {
+                            if turn.load(Ordering::Acquire) == mine {
+                                break;
+                            }
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            for _ in 0..(rng % 64) {
+                                std::hint::spin_loop();
+                            }
+                            if turn.load(Ordering::Acquire) == mine {
+                                break;
+                            }
+                            park("test handshake");
+                        }
+                        turn.store(mine + 1, Ordering::Release);
+                        let other = who[1 - side as usize].lock().unwrap().clone();
+                        if let Some(u) = other {
+                            u.unpark();
+                            if rng % 3 == 0 {
+                                u.unpark(); // a stray token for the other side
+                            }
+                        }
+                        if rng % 5 == 0 {
+                            current().unpark(); // and one for ourselves
+                        }
+                    }
+                    done.fetch_add(1, Ordering::AcqRel);
+                });
+            }
+        }
+        let t = std::time::Instant::now();
+        while done.load(Ordering::Acquire) < 2 * PAIRS as u64 {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "lost wake-up: {} of {} sides finished\n{}",
+                done.load(Ordering::Acquire),
+                2 * PAIRS,
+                crate::runtime::dump()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
