@@ -74,21 +74,10 @@ pub fn gosched() {
     sched::yield_now()
 }
 
-/// Park the calling coroutine (or block the calling thread) for at least `d`.
+/// Park the calling coroutine (or block the calling thread) for at least `d`; the same as
+/// [`time::sleep`](crate::time::sleep).
 pub fn sleep(d: Duration) {
-    if !crate::park::in_coroutine() {
-        std::thread::sleep(d);
-        return;
-    }
-    let Some(deadline) = std::time::Instant::now().checked_add(d) else {
-        // Effectively forever.
-        loop {
-            crate::park::park("sleep");
-        }
-    };
-    while std::time::Instant::now() < deadline {
-        crate::park::park_until(deadline, "sleep");
-    }
+    crate::time::sleep(d)
 }
 
 /// Run `f` as the main coroutine and wait for it on the calling thread; return its value.
