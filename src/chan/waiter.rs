@@ -338,10 +338,19 @@ impl Waker {
     /// earlier through another channel (a select) are dropped here too — their owner's
     /// `unregister` of this case finds nothing, which it tolerates.
     pub(crate) fn disconnect(&mut self) {
+        self.disconnect_then(|_| {});
+    }
+
+    /// As [`disconnect`](Self::disconnect), handing each entry taken off the list to `removed`
+    /// (after its waiter was woken), for flavors whose entries own memory: the owner's later
+    /// `unregister` finds nothing, so it cannot free it. No partner uses such an entry's packet:
+    /// a claimed entry is removed by its claimer, under the same lock as this call.
+    pub(crate) fn disconnect_then(&mut self, mut removed: impl FnMut(Entry)) {
         for e in self.selectors.drain(..) {
             if e.cx.try_select(Selected::Disconnected).is_ok() {
                 e.cx.unpark();
             }
+            removed(e);
         }
         self.notify();
     }

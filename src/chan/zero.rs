@@ -355,8 +355,21 @@ impl<T> Channel<T> {
             return false;
         }
         inner.closed = true;
-        inner.senders.disconnect();
-        inner.receivers.disconnect();
+        // Select cases register heap packets that `unregister_*` would free; the drained
+        // entries are never found there again, so free those packets here (blocked plain
+        // sends and receives use stack packets, owned by their frames).
+        let free_heap_packet = |e: super::waiter::Entry| {
+            let p = e.packet as *mut Packet<T>;
+            // SAFETY: every entry in these lists carries a packet pointer that is live while
+            // registered; `on_stack` is immutable.
+            if !p.is_null() && unsafe { !(*p).on_stack } {
+                // SAFETY: an unclaimed, registered heap packet is owned by its entry, and the
+                // entry just left the list for good (see `Waker::disconnect_then`).
+                drop(unsafe { Box::from_raw(p) });
+            }
+        };
+        inner.senders.disconnect_then(free_heap_packet);
+        inner.receivers.disconnect_then(free_heap_packet);
         true
     }
 
