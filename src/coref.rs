@@ -137,6 +137,19 @@ impl CoRef {
         CoRef(unsafe { NonNull::new_unchecked(p as *mut CoBox) })
     }
 
+    /// A new counted reference to a block someone else keeps alive (a registry, a running
+    /// coroutine's own pointer).
+    ///
+    /// # Safety
+    /// `p` points to a live control block (someone holds a count for the whole call).
+    pub(crate) unsafe fn from_borrowed(p: *const Co) -> CoRef {
+        // SAFETY: per the contract; the count we add is the one the result owns.
+        unsafe {
+            CoRef::increment_strong_count(p);
+            CoRef::from_raw(p)
+        }
+    }
+
     /// # Safety
     /// `p` points to a live control block (someone holds a count for the whole call).
     pub(crate) unsafe fn increment_strong_count(p: *const Co) {

@@ -336,12 +336,9 @@ pub(crate) fn current_coroutine() -> Option<CoRef> {
     if p.is_null() {
         return None;
     }
-    // SAFETY: `current` points into an `Arc<Co>` kept alive by the worker's registry while the
-    // coroutine runs; we add one strong count for the returned reference.
-    unsafe {
-        CoRef::increment_strong_count(p);
-        Some(CoRef::from_raw(p))
-    }
+    // SAFETY: `current` points to a control block the worker's registry keeps alive while the
+    // coroutine runs.
+    Some(unsafe { CoRef::from_borrowed(p) })
 }
 
 /// Whether the caller runs on a goro coroutine.
@@ -447,18 +444,17 @@ fn make_runnable(co: &Co) {
 pub(crate) fn spawn_co(co: CoRef) {
     let r = rt();
     match local() {
-        Some(l) => count_up(&l.shared.spawned),
-        None => {
-            r.plain_spawned.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    match local() {
-        Some(l) if !l.retiring() => {
-            if l.push_runnext(Next::Fresh(co)) {
+        Some(l) => {
+            count_up(&l.shared.spawned);
+            if l.retiring() {
+                r.global.push(co); // a retiring worker takes no new work
+                r.wake_idle_worker();
+            } else if l.push_runnext(Next::Fresh(co)) {
                 r.wake_idle_worker();
             }
         }
-        _ => {
+        None => {
+            r.plain_spawned.fetch_add(1, Ordering::Relaxed);
             note_plain_thread();
             r.global.push(co);
             r.wake_idle_worker();

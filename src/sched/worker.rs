@@ -194,11 +194,8 @@ impl WorkerLocal {
     }
 
     pub(crate) fn add_timeout(&self, deadline: Instant, seq: u64, cop: *const Co) {
-        // SAFETY: as in `yield_current`.
-        let co = unsafe {
-            CoRef::increment_strong_count(cop);
-            CoRef::from_raw(cop)
-        };
+        // SAFETY: `cop` is the running coroutine, kept alive by the registry.
+        let co = unsafe { CoRef::from_borrowed(cop) };
         let h = self.heap();
         h.push(Timeout { deadline, seq, co });
         self.shared.timeouts.store(h.len(), Ordering::Relaxed);
