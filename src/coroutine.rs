@@ -1,7 +1,7 @@
 //! The coroutine object and its public face: `spawn`, `Builder`, `JoinHandle`, `JoinError`,
 //! `goexit` and `defer!`.
 //!
-//! A coroutine is a control block ([`Co`], shared through [`CoRef`] = `Arc<Co>`) plus a stack and
+//! A coroutine is a control block ([`Co`], shared through [`CoRef`], a counted reference) plus a stack and
 //! a machine context that exist once it has started. The control block's atomic `state` is the
 //! only field other threads write; everything else is touched only by the coroutine's *owner*
 //! worker (the one it started on; it never changes — see `sched`), or before the coroutine

@@ -124,7 +124,7 @@ pub fn dump() -> String {
     let Some(r) = sched::rt_if_started() else {
         return String::from("(goro runtime not started)\n");
     };
-    let now = sched::coarse_now_ms().max(r.now_ms());
+    let now = r.now_ms();
     let mut out = String::new();
     let mut started = 0usize;
     for i in 0..r.created() {

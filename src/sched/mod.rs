@@ -77,7 +77,7 @@ pub(crate) const MAX_WORKERS: usize = 1024;
 pub(crate) struct WorkerShared {
     pub(crate) index: usize,
     pub(crate) runq: runq::RunQueue,
-    /// Tagged `Arc<Co>` pointer: bit 0 set = fresh (stealable), clear = started (pinned).
+    /// Tagged `CoRef` pointer: bit 0 set = fresh (stealable), clear = started (pinned).
     pub(crate) runnext: AtomicPtr<Co>,
     pub(crate) inbox: SegQueue<CoPtr>,
     pub(crate) sleeping: AtomicBool,

@@ -3,7 +3,7 @@
 //! A bounded ring in the style of Go's per-P `runq`: the owner pushes at `tail` (only it writes
 //! `tail`) and pops at `head`; thieves take up to half of it at once by copying entries and then
 //! claiming them with one CAS on `head`. A thief whose CAS fails discards what it copied (the
-//! slots may have been reused meanwhile) and retries. Entries are `Arc<Co>` turned into raw
+//! slots may have been reused meanwhile) and retries. Entries are `CoRef`s turned into raw
 //! pointers; an entry is owned by whoever wins the `head` CAS that covers it.
 //!
 //! Invariants: `tail - head <= CAP` (wrapping arithmetic on u32); slots in `[head, tail)` hold
@@ -68,7 +68,7 @@ impl RunQueue {
             }
             let mut out: Vec<CoRef> = batch
                 .into_iter()
-                // SAFETY: the CAS gave us ownership of these entries, each from `Arc::into_raw`.
+                // SAFETY: the CAS gave us ownership of these entries, each from `CoRef::into_raw`.
                 .map(|p| unsafe { CoRef::from_raw(p) })
                 .collect();
             out.push(co);
@@ -127,7 +127,7 @@ impl RunQueue {
                 continue;
             }
             // We own batch[..n]. Run the first, queue the rest on dst.
-            // SAFETY: the CAS above transferred ownership of these `Arc::into_raw` pointers.
+            // SAFETY: the CAS above transferred ownership of these `CoRef::into_raw` pointers.
             let first = unsafe { CoRef::from_raw(batch[0]) };
             let mut dt = dt;
             for &p in &batch[1..n as usize] {

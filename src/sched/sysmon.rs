@@ -116,7 +116,7 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
             .compare_exchange(p, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     {
-        // SAFETY: the CAS took ownership of this tagged `Arc::into_raw` pointer.
+        // SAFETY: the CAS took ownership of this tagged `CoRef::into_raw` pointer.
         let co = unsafe { crate::coroutine::CoRef::from_raw((p as usize & !1) as *const Co) };
         r.global.push(co);
         moved += 1;

@@ -51,7 +51,7 @@ impl Ord for Timeout {
 /// The owner-only state of a worker.
 pub(crate) struct WorkerLocal {
     pub(crate) shared: &'static WorkerShared,
-    /// The running coroutine (a pointer into an `Arc<Co>` the registry holds), or null.
+    /// The running coroutine (a control block the registry holds), or null.
     pub(crate) current: Cell<*const Co>,
     /// Started coroutines, runnable (alive through the registry: raw pointers, no refcounting).
     local: UnsafeCell<VecDeque<*const Co>>,
@@ -98,7 +98,7 @@ fn tag(n: Next) -> *mut Co {
 /// `p` must be a non-null value produced by `tag` whose ownership the caller took.
 unsafe fn untag(p: *mut Co) -> Next {
     if p as usize & FRESH_TAG != 0 {
-        // SAFETY: the caller owns this `Arc::into_raw` pointer (tag bit removed).
+        // SAFETY: the caller owns this `CoRef::into_raw` pointer (tag bit removed).
         Next::Fresh(unsafe { CoRef::from_raw((p as usize & !FRESH_TAG) as *const Co) })
     } else {
         Next::Started(p)
