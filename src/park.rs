@@ -130,12 +130,15 @@ mod tests {
     /// waker sets the turn *then* unparks; the waiter loops "check, maybe spin, park". Extra
     /// unparks leave stray tokens (so parks return spuriously), spins make wake-ups land while
     /// the target still runs. Any lost wake-up hangs a pair; the watchdog turns that into a
-    /// failure.
+    /// failure. The waker holds the other side's `Unparker` in a local, so nothing between its
+    /// store of the turn and its `unpark` orders memory (no lock): an `unpark` that skipped its
+    /// read-modify-write when it found a token already there lost wake-ups here (see
+    /// `sched::unpark`).
     #[test]
     fn handshake_survives_stray_tokens_and_races() {
         crate::gomaxprocs(2);
         const PAIRS: usize = 40;
-        const ROUNDS: u64 = 2_000;
+        const ROUNDS: u64 = 50_000;
         let done = Arc::new(AtomicU64::new(0));
         for p in 0..PAIRS {
             let turn = Arc::new(AtomicU64::new(0));
@@ -145,6 +148,12 @@ mod tests {
                 let (turn, who, done) = (turn.clone(), who.clone(), done.clone());
                 crate::spawn(move || {
                     *who[side as usize].lock().unwrap() = Some(current());
+                    let other = loop {
+                        if let Some(u) = who[1 - side as usize].lock().unwrap().clone() {
+                            break u;
+                        }
+                        crate::gosched();
+                    };
                     let mut rng = (p as u64 + 1) * 0x9E37_79B9 + side;
                     for r in 0..ROUNDS {
                         let mine = 2 * r + side;
@@ -164,12 +173,9 @@ mod tests {
                             park("test handshake");
                         }
                         turn.store(mine + 1, Ordering::Release);
-                        let other = who[1 - side as usize].lock().unwrap().clone();
-                        if let Some(u) = other {
-                            u.unpark();
-                            if rng % 3 == 0 {
-                                u.unpark(); // a stray token for the other side
-                            }
+                        other.unpark();
+                        if rng % 3 == 0 {
+                            other.unpark(); // a stray token for the other side
                         }
                         if rng % 5 == 0 {
                             current().unpark(); // and one for ourselves

@@ -399,17 +399,26 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
 }
 
 /// Make `co` runnable if it is parked, or leave it a token if it runs.
+///
+/// Every outcome is a read-modify-write of `state`, including the ones that change nothing
+/// (RUNNABLE or NOTIFIED already: it will run and re-check). A plain load there would let the
+/// caller's earlier store (the condition the target waits for) be reordered after it: the
+/// target could consume the old token, re-check before that store is visible, and park for
+/// good (seen as a hang of skynet on 2 workers). The RMW releases the caller's writes to
+/// whoever next acquires `state`: the target's own CAS when it consumes the token, or its
+/// worker's load when it runs it.
 pub(crate) fn unpark(co: &CoRef) {
-    let mut s = co.state.load(Ordering::Acquire);
+    let mut s = co.state.load(Ordering::Relaxed);
     loop {
         let next = match s {
             RUNNING => NOTIFIED,
             PARKED => RUNNABLE,
-            _ => return, // FRESH, RUNNABLE, NOTIFIED, DONE: it will run (or never again)
+            RUNNABLE | NOTIFIED => s,
+            _ => return, // FRESH: has not waited on anything yet; DONE: never runs again
         };
         match co
             .state
-            .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
         {
             Ok(_) => break,
             Err(now) => s = now,

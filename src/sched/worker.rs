@@ -55,6 +55,10 @@ pub(crate) struct WorkerLocal {
     pub(crate) current: Cell<*const Co>,
     /// Started coroutines, runnable (alive through the registry: raw pointers, no refcounting).
     local: UnsafeCell<VecDeque<*const Co>>,
+    /// The coroutine that last called `gosched`, or null. It runs again only when nothing else
+    /// is runnable here (after the fresh ones too, as Go's `Gosched` puts it behind the local
+    /// queue): a coroutine yielding in a loop while it waits for a fresh one cannot starve it.
+    yielded: Cell<*const Co>,
     retiring: Cell<bool>,
     timeouts: UnsafeCell<BinaryHeap<Timeout>>,
     stale: Cell<usize>,
@@ -189,7 +193,10 @@ impl WorkerLocal {
     /// Gosched: queue the running coroutine at the back and switch away.
     pub(crate) fn yield_current(&self) {
         let cop = self.current.get();
-        self.local_q().push_back(cop);
+        let earlier = self.yielded.replace(cop);
+        if !earlier.is_null() {
+            self.local_q().push_back(earlier);
+        }
         self.suspend_current(cop);
     }
 
@@ -303,6 +310,10 @@ impl WorkerLocal {
                 return Some(Next::Started(p));
             }
         }
+        let y = self.yielded.replace(std::ptr::null());
+        if !y.is_null() {
+            return Some(Next::Started(y));
+        }
         if retiring {
             return None;
         }
@@ -339,7 +350,10 @@ impl WorkerLocal {
     /// Whether there is anything this worker could run right now (checked after announcing
     /// that it goes to sleep, so that concurrent wakers and this check cannot miss each other).
     fn has_work(&self, r: &'static Runtime) -> bool {
-        if !self.shared.inbox.is_empty() || !self.local_q().is_empty() || self.shared.runq.len() > 0
+        if !self.shared.inbox.is_empty()
+            || !self.local_q().is_empty()
+            || !self.yielded.get().is_null()
+            || self.shared.runq.len() > 0
         {
             return true;
         }
@@ -441,10 +455,17 @@ impl WorkerLocal {
             Next::Started(cop) => {
                 // SAFETY: a started coroutine in our queue is alive (registry).
                 let co = unsafe { &*cop };
-                match co.state.load(Ordering::Acquire) {
-                    RUNNABLE => co.state.store(RUNNING, Ordering::Release),
-                    RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
-                    s => panic!(
+                // A read-modify-write, not a load and a store: it acquires the writes of every
+                // `unpark` that found it RUNNABLE (see `sched::unpark`).
+                match co.state.compare_exchange(
+                    RUNNABLE,
+                    RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {}
+                    Err(RUNNING | crate::coroutine::NOTIFIED) => {} // it yielded
+                    Err(s) => panic!(
                         "goro internal error: coroutine {} queued in state {s}",
                         co.id
                     ),
@@ -631,6 +652,7 @@ fn run_loop(shared: &'static WorkerShared) {
         shared,
         current: Cell::new(std::ptr::null()),
         local: UnsafeCell::new(VecDeque::new()),
+        yielded: Cell::new(std::ptr::null()),
         timeouts: UnsafeCell::new(BinaryHeap::new()),
         stale: Cell::new(0),
         retiring: Cell::new(false),
