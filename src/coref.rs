@@ -102,16 +102,21 @@ fn give_box(p: NonNull<CoBox>) {
 }
 
 impl CoRef {
-    pub(crate) fn new(co: Co) -> CoRef {
+    /// A block holding `make()`'s control block, and two references to it (a spawn needs one
+    /// for the run queue and one for the join handle; making both here saves an atomic
+    /// increment). The block is taken first and `make` runs after, so that the compiler can
+    /// build the (large) `Co` in place instead of copying it.
+    #[inline(always)]
+    pub(crate) fn new_pair(make: impl FnOnce() -> Co) -> (CoRef, CoRef) {
         let p = take_box();
         // SAFETY: `p` is valid, exclusively ours, uninitialised memory for a `CoBox`.
         unsafe {
             p.as_ptr().write(CoBox {
-                co: ManuallyDrop::new(co),
-                refs: AtomicUsize::new(1),
+                co: ManuallyDrop::new(make()),
+                refs: AtomicUsize::new(2),
             })
         };
-        CoRef(p)
+        (CoRef(p), CoRef(p))
     }
 
     fn inner(&self) -> &CoBox {
@@ -195,9 +200,10 @@ impl Drop for CoRef {
 mod tests {
     /// Spawning costs about one cache miss per cache line of control block (blocks are written
     /// on the spawning worker and read on the executing one): keep it from growing unnoticed.
+    /// Five lines: 96 of the bytes are the inline task space, which saves a separate allocation.
     #[test]
     fn control_block_stays_small() {
         let size = std::mem::size_of::<super::CoBox>();
-        assert!(size <= 256, "CoBox grew to {size} bytes");
+        assert!(size <= 320, "CoBox grew to {size} bytes");
     }
 }

@@ -21,9 +21,11 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use crate::arch::Context;
 use crate::park::{self, Unparker};
@@ -41,9 +43,23 @@ pub(crate) const DONE: u32 = 5;
 /// Worker index of a coroutine that has not started.
 pub(crate) const NO_OWNER: usize = usize::MAX;
 
-/// The body a coroutine runs: the user's closure and its result slot, wrapped so that running
-/// it never unwinds.
-pub(crate) type Body = Arc<dyn Runnable>;
+/// Bytes reserved in every control block for its task (the closure plus the result slot).
+/// A task that fits (most do: a few captured handles and a small result) costs no allocation
+/// of its own; a bigger or over-aligned one goes to its own heap box.
+const TASK_SPACE: usize = 96;
+
+#[repr(C, align(16))]
+struct TaskSpace(UnsafeCell<MaybeUninit<[u8; TASK_SPACE]>>);
+
+/// What the type-erased task function is asked to do.
+pub(crate) enum TaskOp {
+    /// Run the closure (catching panics and goexit) and publish the result. Once.
+    Run,
+    /// The coroutine cannot start (no stack): drop the closure unrun, publish this error.
+    Fail(JoinError),
+    /// The control block is being dropped: drop the task (and free its box if it has one).
+    Drop,
+}
 
 /// A coroutine's control block.
 pub(crate) struct Co {
@@ -60,11 +76,15 @@ pub(crate) struct Co {
     pub(crate) stack_size: usize,
     /// Set when the coroutine's registry slot is taken (owner only).
     pub(crate) slot: AtomicUsize,
+    /// The task's own heap box, or null when it lives in `space`.
+    task_box: *mut (),
+    /// Knows the task's concrete type: runs, fails or drops it (see [`TaskOp`]).
+    task_fn: unsafe fn(*mut (), TaskOp),
+    space: TaskSpace,
     inner: UnsafeCell<CoInner>,
 }
 
 pub(crate) struct CoInner {
-    pub(crate) body: Option<Body>,
     pub(crate) stack: Option<Stack>,
     pub(crate) ctx: Option<Context>,
     /// What the stack-overflow handler reports while this coroutine runs (set at start).
@@ -75,7 +95,7 @@ pub(crate) struct CoInner {
 // before start, whoever popped it from a run queue (queues hand out each entry once); after
 // start, its owner worker only. Every other field is atomic or immutable.
 unsafe impl Sync for Co {}
-// SAFETY: as above; a fresh coroutine's body is `Send`, its stack is plain memory, and a
+// SAFETY: as above; a coroutine's task is `Send` (closure and result both are), its stack is plain memory, and a
 // context only exists once the coroutine runs on its owner, which never hands it to another
 // thread while started (the control block may be *dropped* elsewhere only once DONE).
 unsafe impl Send for Co {}
@@ -85,18 +105,67 @@ pub(crate) use crate::coref::CoRef;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Ids are handed to each thread in batches (as Go's per-P `goidcache`): spawners on
+/// different workers do not bounce one global counter's cache line on every spawn. Ids are
+/// unique and never 0, but not in spawn order across threads.
+const ID_BATCH: u64 = 256;
+
+thread_local! {
+    /// The next id this thread hands out, and the end of its batch.
+    static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+#[inline]
+fn next_id() -> u64 {
+    IDS.try_with(|c| {
+        let (next, end) = c.get();
+        if next < end {
+            c.set((next + 1, end));
+            next
+        } else {
+            let start = NEXT_ID.fetch_add(ID_BATCH, Ordering::Relaxed);
+            c.set((start + 1, start + ID_BATCH));
+            start
+        }
+    })
+    .unwrap_or_else(|_| NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
 impl Co {
     /// A fresh coroutine. `stack` is `None` when it is taken lazily at the first run
     /// (`spawn`), `Some` when it was reserved up front (`Builder::spawn`).
+    /// Returns two references to it and a pointer to the task's result slot (alive as long as
+    /// the control block).
     #[allow(clippy::new_ret_no_self)] // a control block only ever lives behind a CoRef
-    pub(crate) fn new(
+    fn new<T, F>(
         name: Option<Box<str>>,
         stack_size: usize,
         stack: Option<Stack>,
-        body: Body,
-    ) -> CoRef {
-        CoRef::new(Co {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        f: F,
+    ) -> (CoRef, CoRef, NonNull<JoinInner<T>>)
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = Task {
+            join: JoinInner {
+                state: AtomicU8::new(J_RUNNING),
+                result: UnsafeCell::new(None),
+                waiter: UnsafeCell::new(None),
+            },
+            f: UnsafeCell::new(Some(f)),
+        };
+        let inline = size_of::<Task<T, F>>() <= TASK_SPACE
+            && align_of::<Task<T, F>>() <= align_of::<TaskSpace>();
+        type TaskFn = unsafe fn(*mut (), TaskOp);
+        let (task_box, task_fn, in_space): (*mut (), TaskFn, _) = if inline {
+            (std::ptr::null_mut(), task_fn::<T, F, false>, Some(task))
+        } else {
+            let b = Box::into_raw(Box::new(task)) as *mut ();
+            (b, task_fn::<T, F, true>, None)
+        };
+        let (co, co2) = CoRef::new_pair(|| Co {
+            id: next_id(),
             name,
             state: AtomicU32::new(FRESH),
             owner: AtomicUsize::new(NO_OWNER),
@@ -105,13 +174,52 @@ impl Co {
             wait_since: AtomicU64::new(0),
             stack_size,
             slot: AtomicUsize::new(usize::MAX),
+            task_box,
+            task_fn,
+            space: TaskSpace(UnsafeCell::new(MaybeUninit::uninit())),
             inner: UnsafeCell::new(CoInner {
-                body: Some(body),
                 stack,
                 ctx: None,
                 info: None,
             }),
-        })
+        });
+        let p = co.task_ptr() as *mut Task<T, F>;
+        if let Some(task) = in_space {
+            // SAFETY: `space` is ours alone (the block was just made), big and aligned enough
+            // (checked above), and `task_fn` treats it as this type from now on. Nothing can
+            // drop the block between its creation and this write (we hold both counts).
+            unsafe { p.write(task) };
+        }
+        // SAFETY: `p` points to the initialised task, which lives as long as the block.
+        let join = unsafe { NonNull::new_unchecked(std::ptr::addr_of_mut!((*p).join)) };
+        (co, co2, join)
+    }
+
+    /// Where the task lives: its own box, or the control block's `space`.
+    fn task_ptr(&self) -> *mut () {
+        if self.task_box.is_null() {
+            self.space.0.get() as *mut ()
+        } else {
+            self.task_box
+        }
+    }
+
+    /// Run the task (the coroutine's body, on its own stack). Never unwinds.
+    ///
+    /// # Safety
+    /// Called once, by the coroutine itself, and not after [`fail`](Self::fail).
+    pub(crate) unsafe fn run_task(&self) {
+        // SAFETY: per the contract; `task_fn` matches the task's type.
+        unsafe { (self.task_fn)(self.task_ptr(), TaskOp::Run) }
+    }
+
+    /// The coroutine cannot start: drop its closure unrun and give `join` the error.
+    ///
+    /// # Safety
+    /// Called at most once, by the worker that took the fresh coroutine, instead of `run_task`.
+    pub(crate) unsafe fn fail_task(&self, err: JoinError) {
+        // SAFETY: per the contract; `task_fn` matches the task's type.
+        unsafe { (self.task_fn)(self.task_ptr(), TaskOp::Fail(err)) }
     }
 
     /// The owner-only part of the control block, as a raw pointer: only the thread entitled
@@ -122,73 +230,81 @@ impl Co {
     }
 }
 
+impl Drop for Co {
+    fn drop(&mut self) {
+        // SAFETY: the last reference is gone, so nobody else uses the task; `task_fn` matches
+        // its type. By now its closure has run (or failed) and its result was taken or dropped
+        // by whoever finished last (see `JoinInner`), so no user code runs here.
+        unsafe { (self.task_fn)(self.task_ptr(), TaskOp::Drop) }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Join
 
 const J_RUNNING: u8 = 0;
 const J_WAITING: u8 = 1;
 const J_DONE: u8 = 2;
+/// The handle was dropped before the coroutine finished: the coroutine drops its own result.
+const J_DETACHED: u8 = 3;
 
-/// The result slot shared by a coroutine and its `JoinHandle`.
+/// The result slot shared by a coroutine and its `JoinHandle`. Whichever of the two finishes
+/// last drops an unjoined result: the handle's `Drop` if the coroutine was done, else the
+/// coroutine itself (so a result's `Drop` never runs inside the scheduler).
 pub(crate) struct JoinInner<T> {
     state: AtomicU8,
     result: UnsafeCell<Option<Result<T, JoinError>>>,
     waiter: UnsafeCell<Option<Unparker>>,
 }
 
-/// A spawned closure and its result slot in one allocation, shared by the coroutine (as a
-/// [`Runnable`]) and its `JoinHandle` (as a [`JoinSlot`]).
+/// A spawned closure and its result slot, kept in (or hanging off) the control block.
 struct Task<T, F> {
     join: JoinInner<T>,
     f: UnsafeCell<Option<F>>,
 }
 
-// SAFETY: `f` is taken exactly once, by the coroutine, on the thread that runs it (`F: Send`);
-// the join slot's protocol is described on its own impls below.
-unsafe impl<T: Send, F: Send> Sync for Task<T, F> {}
-// SAFETY: as above.
-unsafe impl<T: Send, F: Send> Send for Task<T, F> {}
-
-/// What a coroutine runs: its task, type-erased.
-pub(crate) trait Runnable: Send + Sync {
-    /// Run the closure (catching panics and goexit) and publish the result. Called once.
-    fn run(&self);
-    /// The coroutine cannot start (no stack could be had): drop the closure unrun and publish
-    /// `err` as its result. Called at most once, instead of `run`.
-    fn fail(&self, err: JoinError);
-}
-
-/// What a `JoinHandle` holds: the task, erased down to its result slot.
-trait JoinSlot<T>: Send + Sync {
-    fn slot(&self) -> &JoinInner<T>;
-}
-
-impl<T: Send, F: FnOnce() -> T + Send> Runnable for Task<T, F> {
-    fn run(&self) {
-        // SAFETY: `run` is called once, by the coroutine; nobody else touches `f`.
-        let f = unsafe { (*self.f.get()).take() }.expect("goro: coroutine body run twice");
-        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
-            Ok(v) => Ok(v),
-            Err(p) if p.is::<Goexit>() => Err(JoinError {
-                repr: JoinRepr::Goexit,
-            }),
-            Err(p) => Err(JoinError {
-                repr: JoinRepr::Panic(p),
-            }),
-        };
-        self.join.complete(r);
-    }
-
-    fn fail(&self, err: JoinError) {
-        // SAFETY: as in `run`: the closure is only ever touched by the one caller of run/fail.
-        drop(unsafe { (*self.f.get()).take() });
-        self.join.complete(Err(err));
-    }
-}
-
-impl<T: Send, F: Send> JoinSlot<T> for Task<T, F> {
-    fn slot(&self) -> &JoinInner<T> {
-        &self.join
+/// The type-erased operations on a `Task<T, F>` at `p` (`BOXED`: `p` is its own heap box).
+///
+/// # Safety
+/// `p` points to a live `Task<T, F>`. `Run` and `Fail` are called at most once in total, by
+/// the thread that holds the coroutine for running; `Drop` once, last, by the block's `Drop`.
+unsafe fn task_fn<T, F, const BOXED: bool>(p: *mut (), op: TaskOp)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let task = p as *mut Task<T, F>;
+    match op {
+        TaskOp::Run => {
+            // SAFETY: per the contract, nobody else touches `f` or writes the result now.
+            let f = unsafe { (*(*task).f.get()).take() }.expect("goro: coroutine body run twice");
+            let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(v) => Ok(v),
+                Err(p) if p.is::<Goexit>() => Err(JoinError {
+                    repr: JoinRepr::Goexit,
+                }),
+                Err(p) => Err(JoinError {
+                    repr: JoinRepr::Panic(p),
+                }),
+            };
+            // SAFETY: the task is live (per the contract).
+            unsafe { (*task).join.complete(r) };
+        }
+        TaskOp::Fail(err) => {
+            // SAFETY: as for `Run`.
+            drop(unsafe { (*(*task).f.get()).take() });
+            // SAFETY: as for `Run`.
+            unsafe { (*task).join.complete(Err(err)) };
+        }
+        TaskOp::Drop => {
+            if BOXED {
+                // SAFETY: a boxed task came from `Box::into_raw` and is dropped once, here.
+                drop(unsafe { Box::from_raw(task) });
+            } else {
+                // SAFETY: the task was written into the block's space and is dropped once, here.
+                unsafe { std::ptr::drop_in_place(task) };
+            }
+        }
     }
 }
 
@@ -199,12 +315,25 @@ impl<T> JoinInner<T> {
         // Uncount the coroutine before anyone can observe its completion (API: "a coroutine is
         // uncounted before its join returns").
         sched::coroutine_exiting();
-        if self.state.swap(J_DONE, Ordering::AcqRel) == J_WAITING {
-            // SAFETY: the joiner wrote `waiter` before publishing J_WAITING and never touches it
-            // again until it sees J_DONE.
-            if let Some(w) = unsafe { (*self.waiter.get()).take() } {
-                w.unpark();
+        match self.state.swap(J_DONE, Ordering::AcqRel) {
+            J_WAITING => {
+                // SAFETY: the joiner wrote `waiter` before publishing J_WAITING and never
+                // touches it again until it sees J_DONE.
+                if let Some(w) = unsafe { (*self.waiter.get()).take() } {
+                    w.unpark();
+                }
             }
+            J_DETACHED => {
+                // Nobody will join: drop the result here, on the coroutine, where a panicking
+                // `Drop` is reported rather than unwinding into the scheduler.
+                // SAFETY: the handle is gone; the slot is ours alone.
+                let r = unsafe { (*self.result.get()).take() };
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(r))) {
+                    let msg = panic_message(&*p).unwrap_or("(no message)");
+                    eprintln!("goro: dropping a coroutine's unjoined result panicked: {msg}");
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -217,15 +346,28 @@ impl<T> JoinInner<T> {
 /// assert_eq!(h.join().unwrap(), 42);
 /// ```
 pub struct JoinHandle<T> {
-    task: Arc<dyn JoinSlot<T>>,
-    id: u64,
+    /// Keeps the control block, and with it the task's result slot, alive.
+    co: CoRef,
+    join: NonNull<JoinInner<T>>,
+    _result: PhantomData<T>,
 }
 
+// SAFETY: the handle only moves results of type `T` (sent from the coroutine's thread to the
+// joiner's) through the slot's atomic protocol; `CoRef` is `Send + Sync`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: shared use is `is_finished` and `id` only (atomic / immutable reads).
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
+    fn slot(&self) -> &JoinInner<T> {
+        // SAFETY: the slot lives in (or hangs off) the control block `co` keeps alive.
+        unsafe { self.join.as_ref() }
+    }
+
     /// Wait for the coroutine to finish and return its value, or why it ended without one.
     /// Parks the calling coroutine, or blocks the calling thread.
     pub fn join(self) -> Result<T, JoinError> {
-        let inner = self.task.slot();
+        let inner = self.slot();
         if inner.state.load(Ordering::Acquire) != J_DONE {
             // SAFETY: until we publish J_WAITING the coroutine does not read `waiter`.
             unsafe { *inner.waiter.get() = Some(park::current()) };
@@ -245,19 +387,31 @@ impl<T> JoinHandle<T> {
 
     /// Whether the coroutine has finished (its result is ready for `join`).
     pub fn is_finished(&self) -> bool {
-        self.task.slot().state.load(Ordering::Acquire) == J_DONE
+        self.slot().state.load(Ordering::Acquire) == J_DONE
     }
 
     /// The coroutine's id (as shown by `runtime::dump`).
     pub fn id(&self) -> u64 {
-        self.id
+        self.co.id
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let inner = self.slot();
+        if inner.state.swap(J_DETACHED, Ordering::AcqRel) == J_DONE {
+            // The coroutine finished first: an unjoined result is ours to drop (`join` took
+            // it already if it ran).
+            // SAFETY: J_DONE seen with acquire; the coroutine no longer touches the slot.
+            drop(unsafe { (*inner.result.get()).take() });
+        }
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.id)
+            .field("id", &self.co.id)
             .finish_non_exhaustive()
     }
 }
@@ -496,19 +650,13 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let task = Arc::new(Task {
-        join: JoinInner {
-            state: AtomicU8::new(J_RUNNING),
-            result: UnsafeCell::new(None),
-            waiter: UnsafeCell::new(None),
-        },
-        f: UnsafeCell::new(Some(f)),
-    });
-    let body: Body = task.clone();
-    let co = Co::new(name, stack_size, stack, body);
-    let id = co.id;
-    sched::spawn_co(co);
-    JoinHandle { task, id }
+    let (co, queued, join) = Co::new(name, stack_size, stack, f);
+    sched::spawn_co(queued);
+    JoinHandle {
+        co,
+        join,
+        _result: PhantomData,
+    }
 }
 
 /// Start a coroutine running `f`; the first call starts the runtime. Returns a handle to join it.

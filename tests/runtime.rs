@@ -357,3 +357,89 @@ fn a_result_whose_drop_panics_does_not_abort() {
         assert_eq!(goro::spawn(move || i).join().unwrap(), i);
     }
 }
+
+/// Counts drops of itself; carries a payload of `N` bytes so a closure or result holding it can
+/// be made small (kept in the control block) or large (boxed on its own).
+struct Counted<const N: usize>(std::sync::Arc<std::sync::atomic::AtomicUsize>, [u8; N]);
+
+impl<const N: usize> Drop for Counted<N> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[repr(align(64))]
+struct OverAligned(u64);
+
+fn results_are_dropped_exactly_once<const N: usize>() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let closures = Arc::new(AtomicUsize::new(0));
+    let results = Arc::new(AtomicUsize::new(0));
+    const ROUNDS: usize = 3_000;
+    for i in 0..ROUNDS {
+        let captured = Counted::<N>(closures.clone(), [i as u8; N]);
+        let r = results.clone();
+        let h = goro::spawn(move || {
+            let c = &captured;
+            if i % 4 == 0 {
+                goro::gosched();
+            }
+            Counted::<N>(r, [c.1[0]; N])
+        });
+        match i % 3 {
+            // Joined: the joiner gets the result (and drops it).
+            0 => assert_eq!(h.join().unwrap().1[N - 1], i as u8),
+            // Detached at once: usually before it finished, so the coroutine drops the result.
+            1 => drop(h),
+            // Detached after it finished: the handle drops the result.
+            _ => {
+                while !h.is_finished() {
+                    std::thread::yield_now();
+                }
+                drop(h);
+            }
+        }
+    }
+    // Detached coroutines may still be running: wait until all have finished.
+    let t = std::time::Instant::now();
+    while results.load(Ordering::SeqCst) < ROUNDS || closures.load(Ordering::SeqCst) < ROUNDS {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "results or closures leaked"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        results.load(Ordering::SeqCst),
+        ROUNDS,
+        "a result dropped twice"
+    );
+    assert_eq!(
+        closures.load(Ordering::SeqCst),
+        ROUNDS,
+        "a closure dropped twice"
+    );
+}
+
+#[test]
+fn small_tasks_in_the_control_block_drop_everything_once() {
+    results_are_dropped_exactly_once::<8>();
+}
+
+#[test]
+fn large_tasks_on_their_own_box_drop_everything_once() {
+    results_are_dropped_exactly_once::<4096>();
+}
+
+#[test]
+fn over_aligned_closures_and_results_keep_their_alignment() {
+    let v = OverAligned(7);
+    let h = goro::spawn(move || {
+        assert_eq!(&v as *const OverAligned as usize % 64, 0);
+        OverAligned(v.0 * 6)
+    });
+    let r = h.join().unwrap();
+    assert_eq!(&r as *const OverAligned as usize % 64, 0);
+    assert_eq!(r.0, 42);
+}

@@ -529,10 +529,9 @@ impl WorkerLocal {
                 Err(e) => {
                     crate::coroutine::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
                     eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
-                    // SAFETY: as above; the body is run by nobody else.
-                    if let Some(body) = unsafe { (*inner).body.take() } {
-                        body.fail(crate::coroutine::JoinError::no_stack(&e));
-                    }
+                    // SAFETY: as above; the task is run by nobody else, and this coroutine is
+                    // never resumed (DONE below).
+                    unsafe { co.fail_task(crate::coroutine::JoinError::no_stack(&e)) };
                     co.state.store(DONE, Ordering::Release);
                     return false;
                 }
@@ -608,28 +607,21 @@ fn runq_room(l: &WorkerLocal) -> usize {
 /// `arg` is the `*const Co` of the coroutine being started, alive for the coroutine's life.
 unsafe fn coroutine_entry(arg: *mut ()) {
     let cop = arg as *const Co;
-    // SAFETY: per the contract; the body field is not touched by anyone else once started.
-    let body = unsafe { (*(*cop).inner_ptr()).body.take() };
-    if let Some(body) = body {
-        // The body catches unwinds itself; this guard turns a bug there into an abort rather
-        // than an unwind into the context-switch code.
-        struct AbortOnUnwind;
-        impl Drop for AbortOnUnwind {
-            fn drop(&mut self) {
-                eprintln!("goro: fatal: an unwind escaped a coroutine body");
-                std::process::abort();
-            }
+    // The task catches unwinds itself (and drops an unjoined result under `catch_unwind`);
+    // this guard turns a bug there into an abort rather than an unwind into the
+    // context-switch code.
+    struct AbortOnUnwind;
+    impl Drop for AbortOnUnwind {
+        fn drop(&mut self) {
+            eprintln!("goro: fatal: an unwind escaped a coroutine body");
+            std::process::abort();
         }
-        let guard = AbortOnUnwind;
-        body.run();
-        // Dropping the task may drop an unjoined result, whose `Drop` is user code: a panic
-        // there is reported, not allowed to unwind into the context-switch code.
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(body))) {
-            let msg = crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
-            eprintln!("goro: dropping a coroutine's unjoined result panicked: {msg}");
-        }
-        std::mem::forget(guard);
     }
+    let guard = AbortOnUnwind;
+    // SAFETY: per the contract the block is alive; this is the coroutine itself, running its
+    // task the one time it starts.
+    unsafe { (*cop).run_task() };
+    std::mem::forget(guard);
 }
 
 /// The worker thread's main loop. A panic here is a bug in goro, never in user code (coroutine
