@@ -121,6 +121,10 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
         r.global.push(co);
         moved += 1;
     }
+    for c in w.lifo.take_all() {
+        r.global.push(c);
+        moved += 1;
+    }
     while let Some(first) = w.runq.steal_into(rescue) {
         r.global.push(first);
         moved += 1;
@@ -153,6 +157,7 @@ fn all_asleep(r: &'static Runtime) -> bool {
         if w.running.load(Ordering::SeqCst) != 0
             || w.timeouts.load(Ordering::SeqCst) > 0
             || w.runq.len() > 0
+            || w.lifo.len() > 0
             || !w.runnext.load(Ordering::SeqCst).is_null()
             || !w.inbox.is_empty()
         {

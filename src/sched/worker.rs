@@ -148,15 +148,21 @@ impl WorkerLocal {
     fn enqueue(&self, n: Next) -> bool {
         match n {
             Next::Fresh(co) => {
-                if let Err(batch) = self.shared.runq.push(co) {
-                    rt().global.push_batch(batch);
-                }
+                self.shared.lifo.push(co, |old| self.push_ring(old));
                 true
             }
             Next::Started(p) => {
                 self.local_q().push_back(p);
                 false
             }
+        }
+    }
+
+    /// Put a fresh coroutine at the back of the stealable FIFO ring (or, when it is full, move
+    /// half of the ring to the global queue).
+    fn push_ring(&self, co: CoRef) {
+        if let Err(batch) = self.shared.runq.push(co) {
+            rt().global.push_batch(batch);
         }
     }
 
@@ -282,10 +288,22 @@ impl WorkerLocal {
                     return Some(Next::Fresh(c));
                 }
             }
+            // The oldest fresh work here, so that newest-first cannot starve it (see `lifo`).
+            if let Some(c) = self
+                .shared
+                .runq
+                .pop()
+                .or_else(|| self.shared.lifo.pop_oldest())
+            {
+                return Some(Next::Fresh(c));
+            }
         }
         if let Some(n) = self.take_runnext() {
             let streak = self.streak.get() + 1;
-            if streak <= RUNNEXT_STREAK || self.local_q().is_empty() && self.shared.runq.len() == 0
+            if streak <= RUNNEXT_STREAK
+                || self.local_q().is_empty()
+                    && self.shared.runq.len() == 0
+                    && self.shared.lifo.len() == 0
             {
                 self.streak.set(streak);
                 return Some(n);
@@ -300,6 +318,9 @@ impl WorkerLocal {
         }
         if let Some(c) = self.shared.inbox.pop() {
             return Some(Next::Started(c.0));
+        }
+        if let Some(c) = self.shared.lifo.pop_newest() {
+            return Some(Next::Fresh(c));
         }
         if let Some(c) = self.shared.runq.pop() {
             return Some(Next::Fresh(c));
@@ -343,6 +364,13 @@ impl WorkerLocal {
             if let Some(c) = v.runq.steal_into(&self.shared.runq) {
                 return Some(c);
             }
+            let mut stolen = v.lifo.steal_half().into_iter();
+            if let Some(first) = stolen.next() {
+                for c in stolen {
+                    self.shared.lifo.push(c, |old| self.push_ring(old));
+                }
+                return Some(first);
+            }
         }
         None
     }
@@ -354,6 +382,7 @@ impl WorkerLocal {
             || !self.local_q().is_empty()
             || !self.yielded.get().is_null()
             || self.shared.runq.len() > 0
+            || self.shared.lifo.len() > 0
         {
             return true;
         }
@@ -367,7 +396,11 @@ impl WorkerLocal {
             return true;
         }
         let n = r.created().min(r.target.load(Ordering::Relaxed));
-        (0..n).any(|i| i != self.shared.index && r.worker(i).is_some_and(|w| w.runq.len() > 0))
+        (0..n).any(|i| {
+            i != self.shared.index
+                && r.worker(i)
+                    .is_some_and(|w| w.runq.len() > 0 || w.lifo.len() > 0)
+        })
     }
 
     /// Nothing to run: spin a little, then sleep until woken or the next local timeout.
@@ -432,6 +465,10 @@ impl WorkerLocal {
             }
             Some(Next::Started(p)) => self.local_q().push_back(p),
             None => {}
+        }
+        for c in self.shared.lifo.take_all() {
+            r.global.push(c);
+            moved = true;
         }
         while let Some(c) = self.shared.runq.pop() {
             r.global.push(c);
