@@ -318,6 +318,10 @@ impl Runtime {
 
 impl WorkerShared {
     /// Wake this worker's thread if it sleeps.
+    ///
+    /// A plain store, not a CAS, is enough: it may overwrite a `true` the worker set for a later
+    /// sleep, but the `unpark` that always follows leaves the thread a token, so that sleep
+    /// returns at once and the worker re-checks its queues.
     pub(crate) fn wake(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
         if let Some(t) = self.thread.get() {
