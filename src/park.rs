@@ -197,4 +197,79 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+
+    /// A token that arrives while the target is on its way to park (after its first look for
+    /// a token, before it publishes PARKED) makes the PARKED CAS fail; the target then consumes
+    /// that token on a slow path. If a second `unpark` — the one that carries the condition —
+    /// lands between that failed CAS and the consumption, the consumption must still acquire
+    /// it: a plain store there read from nobody, so the target could re-check a stale
+    /// condition and park for good. Here each waker first leaves a stray token *before* it
+    /// stores the turn (so the stray one carries nothing), then stores and unparks for real.
+    /// Waiters park with a far deadline (`park_until`): that path has no locked instruction
+    /// between the consumption and the re-check, so x86 shows the reordering too. With the
+    /// plain store this hung a pair in about a third of runs (1.5 s each) on a 2-core x86.
+    #[test]
+    fn token_consumed_on_the_park_slow_path_acquires_every_unpark() {
+        crate::gomaxprocs(2);
+        const PAIRS: usize = 16;
+        const ROUNDS: u64 = 100_000;
+        let done = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(AtomicU64::new(0));
+        let far = std::time::Instant::now() + Duration::from_secs(3600);
+        for p in 0..PAIRS {
+            let turn = Arc::new(AtomicU64::new(0));
+            let who: Arc<[Mutex<Option<Unparker>>; 2]> =
+                Arc::new([Mutex::new(None), Mutex::new(None)]);
+            for side in 0..2u64 {
+                let (turn, who, done) = (turn.clone(), who.clone(), done.clone());
+                let progress = progress.clone();
+                crate::spawn(move || {
+                    *who[side as usize].lock().unwrap() = Some(current());
+                    let other = loop {
+                        if let Some(u) = who[1 - side as usize].lock().unwrap().clone() {
+                            break u;
+                        }
+                        crate::gosched();
+                    };
+                    let mut rng = (p as u64 + 7) * 0x9E37_79B9 + side;
+                    for r in 0..ROUNDS {
+                        let mine = 2 * r + side;
+                        while turn.load(Ordering::Acquire) != mine {
+                            park_until(far, "test handshake (deadline)");
+                        }
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        other.unpark(); // stray: carries nothing
+                        for _ in 0..(rng % 4) {
+                            std::hint::spin_loop();
+                        }
+                        turn.store(mine + 1, Ordering::Release);
+                        other.unpark();
+                        if r % 1024 == 0 {
+                            progress.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    done.fetch_add(1, Ordering::AcqRel);
+                });
+            }
+        }
+        // Watchdog on progress, not on total time: a lost wake-up stops a pair for good, and
+        // the rest finish within a second or two.
+        let (mut last, mut since) = (0, std::time::Instant::now());
+        while done.load(Ordering::Acquire) < 2 * PAIRS as u64 {
+            let now = progress.load(Ordering::Relaxed);
+            if now != last {
+                (last, since) = (now, std::time::Instant::now());
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(5),
+                "lost wake-up: {} of {} sides finished\n{}",
+                done.load(Ordering::Acquire),
+                2 * PAIRS,
+                crate::runtime::dump()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }

@@ -406,6 +406,13 @@ impl SyncWaker {
 
     /// Something changed (a message arrived or a slot freed): wake one waiter and every
     /// observer. The waiter retries its operation.
+    ///
+    /// The early return on a plain load is a Dekker pair, sound only because every access in
+    /// it is SeqCst: the notifier claims its slot with a SeqCst CAS on `tail`/`head` and then
+    /// loads `is_empty` (SeqCst); a waiter stores `is_empty = false` (SeqCst, in `register`)
+    /// and then re-checks the channel with SeqCst loads of `head`/`tail` (`is_empty`/`is_full`).
+    /// In the single total order one of the two loads comes last and sees the other side's
+    /// write. Weakening any of those four orderings loses wake-ups.
     #[inline]
     pub(crate) fn notify(&self) {
         if !self.is_empty.load(Ordering::SeqCst) {

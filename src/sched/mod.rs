@@ -326,6 +326,10 @@ impl Runtime {
 
 impl WorkerShared {
     /// Wake this worker's thread if it sleeps.
+    ///
+    /// A plain store, not a CAS, is enough: it may overwrite a `true` the worker set for a later
+    /// sleep, but the `unpark` that always follows leaves the thread a token, so that sleep
+    /// returns at once and the worker re-checks its queues.
     pub(crate) fn wake(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
         if let Some(t) = self.thread.get() {
@@ -391,7 +395,13 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
         l.suspend_current(cop);
     } else {
         // Unparked between the check above and now: the state is NOTIFIED; consume the token.
-        co.state.store(RUNNING, Ordering::Release);
+        // A read-modify-write, not a store: another `unpark` may have rewritten NOTIFIED after
+        // the failed CAS read it (the no-op RMW of `sched::unpark`), and only an RMW reads that
+        // latest value and so acquires its caller's writes. A plain store here read from no
+        // one: the token's first giver could be a stray unpark, the second one the waker that
+        // had just made our condition true, and we would re-check it stale and park for good.
+        let was = co.state.swap(RUNNING, Ordering::Acquire);
+        debug_assert_eq!(was, NOTIFIED, "only the coroutine itself leaves NOTIFIED");
     }
     co.reason.store(0, Ordering::Relaxed);
     // Re-read the worker: identical (coroutines never migrate), but never hold TLS across a switch.

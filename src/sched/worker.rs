@@ -411,9 +411,19 @@ impl WorkerLocal {
             r.spinning.fetch_add(1, Ordering::SeqCst);
             for i in 0..SPIN_ROUNDS {
                 if let Some(c) = self.find_runnable(r) {
-                    if r.spinning.fetch_sub(1, Ordering::SeqCst) == 1 && self.has_work(r) {
-                        // We were the last spinner and more work is queued: pass the baton.
-                        r.wake_idle_worker();
+                    if r.spinning.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        // We were the last spinner: a producer that queued work and then saw us
+                        // spinning (`wake_idle_worker`: push, SeqCst fence, load `spinning`) left
+                        // the wake-up to us. Our decrement is SeqCst but `has_work` loads with
+                        // Acquire only: without a fence between them the model lets those loads
+                        // miss that push (Dekker), and nobody would wake a worker for it. (On
+                        // x86 the locked decrement is a full barrier already; this fence costs
+                        // one on the last-spinner hand-over only.)
+                        fence(Ordering::SeqCst);
+                        if self.has_work(r) {
+                            // More work is queued: pass the baton.
+                            r.wake_idle_worker();
+                        }
                     }
                     return Some(c);
                 }
