@@ -204,6 +204,8 @@ mod tests {
     #[test]
     fn control_block_stays_small() {
         let size = std::mem::size_of::<super::CoBox>();
-        assert!(size <= 320, "CoBox grew to {size} bytes");
+        // The corosensei backend's context object is bigger than the assembly one's.
+        let limit = if cfg!(goro_asm) { 320 } else { 352 };
+        assert!(size <= limit, "CoBox grew to {size} bytes (limit {limit})");
     }
 }

@@ -32,12 +32,10 @@ pub fn gomaxprocs(n: usize) -> usize {
         None => {
             // Not started: remember the wish; the runtime starts with it.
             let prev = crate::sched::desired_procs();
-            if n > 0 {
-                crate::sched::set_desired_procs(n);
-                if let Some(r) = sched::rt_if_started() {
-                    // Started concurrently: apply it for real.
-                    return apply(r, n);
-                }
+            if n > 0 && !crate::sched::set_desired_procs(n) {
+                // Starting concurrently (it has read its wish already): wait until it is up,
+                // then apply this one for real.
+                return apply(sched::rt(), n);
             }
             prev
         }

@@ -200,8 +200,8 @@ fn start() -> &'static Runtime {
         workers: (0..MAX_WORKERS).map(|_| OnceLock::new()).collect(),
         created: Mutex::new(0),
         created_fast: AtomicUsize::new(0),
-        target: AtomicUsize::new(match DESIRED.load(Ordering::Relaxed) {
-            0 => default_procs(),
+        target: AtomicUsize::new(match DESIRED.swap(DESIRED_TAKEN, Ordering::SeqCst) {
+            0 | DESIRED_TAKEN => default_procs(),
             n => n,
         }),
         global: global::GlobalQueue::new(),
@@ -572,14 +572,30 @@ pub(crate) fn coarse_now_ms() -> u64 {
     sysmon::COARSE_MS.load(Ordering::Relaxed)
 }
 
-/// The gomaxprocs wished for before the runtime started (0: none).
+/// `DESIRED` once the starting runtime has read it: later wishes must be applied for real.
+const DESIRED_TAKEN: usize = usize::MAX;
+
+/// The gomaxprocs wished for before the runtime started (the default if none).
 pub(crate) fn desired_procs() -> usize {
-    match DESIRED.load(Ordering::Relaxed) {
-        0 => default_procs(),
+    match DESIRED.load(Ordering::SeqCst) {
+        0 | DESIRED_TAKEN => default_procs(),
         n => n,
     }
 }
 
-pub(crate) fn set_desired_procs(n: usize) {
-    DESIRED.store(n, Ordering::Relaxed);
+/// Record a wish for the runtime to start with `n` workers. False if the runtime has already
+/// read its wish (it is starting or started): the caller must apply `n` to it instead. The
+/// runtime takes the wish with a swap, so a wish is either seen by it or refused here, never
+/// silently lost to a concurrent start.
+pub(crate) fn set_desired_procs(n: usize) -> bool {
+    let mut cur = DESIRED.load(Ordering::SeqCst);
+    loop {
+        if cur == DESIRED_TAKEN {
+            return false;
+        }
+        match DESIRED.compare_exchange(cur, n, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
 }
