@@ -22,12 +22,22 @@ const EMPTY: Slot = Slot {
 static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
 static CLAIM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The next slot to probe after `i` (wrapping, skipping the reserved 0). No division: this
+/// runs on every park.
+#[inline]
+fn next_slot(i: usize) -> usize {
+    match (i + 1) & (SLOTS - 1) {
+        0 => 1,
+        j => j,
+    }
+}
+
 /// Index 0 means "no reason recorded".
 pub(crate) fn intern(reason: &'static str) -> u8 {
     let p = reason.as_ptr() as *mut u8;
-    let start = (p as usize >> 3) % (SLOTS - 1);
-    for k in 0..SLOTS - 1 {
-        let i = 1 + (start + k) % (SLOTS - 1);
+    let h = p as usize;
+    let mut i = next_slot(((h >> 3) ^ (h >> 11)).wrapping_sub(1) & (SLOTS - 1));
+    for _ in 0..SLOTS - 1 {
         let s = &TABLE[i];
         let cur = s.ptr.load(Ordering::Acquire);
         if cur == p && s.len.load(Ordering::Relaxed) == reason.len() {
@@ -45,6 +55,7 @@ pub(crate) fn intern(reason: &'static str) -> u8 {
                 return i as u8;
             }
         }
+        i = next_slot(i);
     }
     0 // table full: the reason is not recorded
 }
@@ -63,4 +74,27 @@ pub(crate) fn lookup(i: u8) -> &'static str {
     // SAFETY: (p, len) was published from a `&'static str` with len stored before ptr (release),
     // and slots are never rewritten.
     unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(p, len)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_reasons_get_distinct_stable_indices() {
+        let reasons: Vec<&'static str> = (0..20)
+            .map(|i| &*Box::leak(format!("test reason {i}").into_boxed_str()))
+            .collect();
+        let idx: Vec<u8> = reasons.iter().map(|r| intern(r)).collect();
+        for (r, &i) in reasons.iter().zip(&idx) {
+            assert_ne!(i, 0, "table unexpectedly full");
+            assert_eq!(intern(r), i, "interning twice gave another index");
+            assert_eq!(lookup(i), *r);
+        }
+        let mut sorted = idx.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), idx.len(), "two reasons share an index");
+        assert_eq!(lookup(0), "");
+    }
 }
