@@ -80,6 +80,22 @@ pub(crate) fn current() -> Unparker {
     Unparker { target }
 }
 
+/// Make `slot` a handle to the caller, as [`current`] would, but keep the handle already there
+/// when it is the caller's own (no reference-count traffic for a coroutine or thread that
+/// blocks again and again). `slot` must belong to the calling OS thread (a thread-local cache),
+/// so that a thread handle found there is this thread's.
+pub(crate) fn refresh_current(slot: &mut Option<Unparker>) {
+    let me = sched::current_ptr();
+    if let Some(u) = slot {
+        match (&u.target, me) {
+            (Target::Coroutine(co), Some(p)) if sched::CoRef::as_ptr(co) == p => return,
+            (Target::Thread(_), None) => return,
+            _ => {}
+        }
+    }
+    *slot = Some(current());
+}
+
 /// Whether the caller runs on a goro coroutine.
 pub(crate) fn in_coroutine() -> bool {
     sched::in_coroutine()

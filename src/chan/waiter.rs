@@ -82,7 +82,9 @@ impl From<Selected> for usize {
 struct Inner {
     select: AtomicUsize,
     packet: AtomicPtr<()>,
-    /// `None` only while the context sits in the per-thread cache.
+    /// Who waits. Kept while the context sits in the per-thread cache: the next operation on
+    /// this thread is often by the same coroutine, which then reuses it without touching its
+    /// reference count (`park::refresh_current`).
     unparker: Option<Unparker>,
 }
 
@@ -113,12 +115,11 @@ pub(crate) struct Context {
 impl Context {
     /// A fresh context for the calling coroutine or thread.
     pub(crate) fn new() -> Context {
-        let unparker = Some(park::current());
         if let Some(mut inner) = take_spare() {
             if let Some(i) = Arc::get_mut(&mut inner) {
                 *i.select.get_mut() = 0;
                 *i.packet.get_mut() = ptr::null_mut();
-                i.unparker = unparker;
+                park::refresh_current(&mut i.unparker);
                 return Context { inner };
             }
         }
@@ -126,7 +127,7 @@ impl Context {
             inner: Arc::new(Inner {
                 select: AtomicUsize::new(0),
                 packet: AtomicPtr::new(ptr::null_mut()),
-                unparker,
+                unparker: Some(park::current()),
             }),
         }
     }
@@ -134,8 +135,7 @@ impl Context {
     /// The operation is over: keep the allocation for the next one if nobody else holds it.
     pub(crate) fn release(self) {
         let mut inner = self.inner;
-        if let Some(i) = Arc::get_mut(&mut inner) {
-            i.unparker = None;
+        if Arc::get_mut(&mut inner).is_some() {
             put_spare(inner);
         }
     }

@@ -99,7 +99,8 @@ pub(crate) struct WorkerShared {
     /// Coroutines spawned and finished on this worker (only the worker writes them).
     pub(crate) spawned: AtomicU64,
     pub(crate) finished: AtomicU64,
-    /// Coroutines parked with no deadline, and the size of the local timeout heap.
+    /// Coroutines parked with no deadline (written by the owner only), and the size of the
+    /// local timeout heap.
     pub(crate) parked_forever: AtomicUsize,
     pub(crate) timeouts: AtomicUsize,
 }
@@ -342,6 +343,13 @@ impl WorkerShared {
 // The crate-internal interface used by park.rs, coroutine.rs and the primitives.
 
 /// A counted reference to the running coroutine, if the caller runs on one.
+/// The running coroutine's control block address, if the caller runs on one (for identity
+/// checks only: no reference is taken).
+pub(crate) fn current_ptr() -> Option<*const Co> {
+    let p = local()?.current.get();
+    (!p.is_null()).then_some(p)
+}
+
 pub(crate) fn current_coroutine() -> Option<CoRef> {
     let l = local()?;
     let p = l.current.get();
@@ -365,11 +373,13 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     assert!(!cop.is_null(), "park_current outside a coroutine");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
     let co = unsafe { &*cop };
-    // A pending token: consume it and return at once.
-    if co
-        .state
-        .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
+    // A pending token: consume it and return at once. The load only filters (a stale RUNNING
+    // is caught by the PARKED CAS below); the token itself is always taken by an RMW.
+    if co.state.load(Ordering::Relaxed) == NOTIFIED
+        && co
+            .state
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     {
         return;
     }
@@ -385,7 +395,7 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     if let Some(d) = deadline {
         l.add_timeout(d, seq, cop);
     } else {
-        l.shared.parked_forever.fetch_add(1, Ordering::Relaxed);
+        owner_add(&l.shared.parked_forever, 1);
     }
     if co
         .state
@@ -412,8 +422,17 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
             l.note_stale_timeout();
         }
     } else {
-        l.shared.parked_forever.fetch_sub(1, Ordering::Relaxed);
+        owner_add(&l.shared.parked_forever, usize::MAX); // -1
     }
+}
+
+/// Add `delta` (wrapping) to a counter only its own worker writes: a plain load and store, no
+/// locked instruction; other threads only read it.
+fn owner_add(c: &AtomicUsize, delta: usize) {
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(delta),
+        Ordering::Release,
+    );
 }
 
 /// Make `co` runnable if it is parked, or leave it a token if it runs.
