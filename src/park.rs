@@ -142,6 +142,18 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    /// Publish the calling coroutine as side `side` of a pair and wait (yielding) until the
+    /// other side has published itself; return the other side's handle.
+    fn pair_up(who: &[Mutex<Option<Unparker>>; 2], side: usize) -> Unparker {
+        *who[side].lock().unwrap() = Some(current());
+        loop {
+            if let Some(u) = who[1 - side].lock().unwrap().clone() {
+                return u;
+            }
+            crate::gosched();
+        }
+    }
+
     /// Pairs of coroutines pass a turn back and forth with nothing but park/unpark: the
     /// waker sets the turn *then* unparks; the waiter loops "check, maybe spin, park". Extra
     /// unparks leave stray tokens (so parks return spuriously), spins make wake-ups land while
@@ -163,13 +175,7 @@ mod tests {
             for side in 0..2u64 {
                 let (turn, who, done) = (turn.clone(), who.clone(), done.clone());
                 crate::spawn(move || {
-                    *who[side as usize].lock().unwrap() = Some(current());
-                    let other = loop {
-                        if let Some(u) = who[1 - side as usize].lock().unwrap().clone() {
-                            break u;
-                        }
-                        crate::gosched();
-                    };
+                    let other = pair_up(&who, side as usize);
                     let mut rng = (p as u64 + 1) * 0x9E37_79B9 + side;
                     for r in 0..ROUNDS {
                         let mine = 2 * r + side;
@@ -240,13 +246,7 @@ mod tests {
                 let (turn, who, done) = (turn.clone(), who.clone(), done.clone());
                 let progress = progress.clone();
                 crate::spawn(move || {
-                    *who[side as usize].lock().unwrap() = Some(current());
-                    let other = loop {
-                        if let Some(u) = who[1 - side as usize].lock().unwrap().clone() {
-                            break u;
-                        }
-                        crate::gosched();
-                    };
+                    let other = pair_up(&who, side as usize);
                     let mut rng = (p as u64 + 7) * 0x9E37_79B9 + side;
                     for r in 0..ROUNDS {
                         let mine = 2 * r + side;
