@@ -717,7 +717,7 @@ macro_rules! select {
     };
 }
 
-/// As [`select!`], but ready cases are tried in the order they are written.
+/// As [`select!`](crate::select!), but ready cases are tried in the order they are written.
 #[macro_export]
 macro_rules! select_biased {
     ($($tokens:tt)*) => {
