@@ -502,20 +502,24 @@ impl WorkerLocal {
             Next::Started(cop) => {
                 // SAFETY: a started coroutine in our queue is alive (registry).
                 let co = unsafe { &*cop };
-                // A read-modify-write, not a load and a store: it acquires the writes of every
-                // `unpark` that found it RUNNABLE (see `sched::unpark`).
-                match co.state.compare_exchange(
-                    RUNNABLE,
-                    RUNNING,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {}
-                    Err(RUNNING | crate::coroutine::NOTIFIED) => {} // it yielded
-                    Err(s) => panic!(
-                        "goro internal error: coroutine {} queued in state {s}",
-                        co.id
-                    ),
+                // RUNNABLE -> RUNNING is a read-modify-write, not a store: it acquires the
+                // writes of every `unpark` that found it RUNNABLE (see `sched::unpark`). The
+                // load first spares a yielded coroutine (RUNNING or NOTIFIED: those states
+                // only its own park leaves) a failing locked instruction on every `gosched`.
+                match co.state.load(Ordering::Acquire) {
+                    RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
+                    _ => match co.state.compare_exchange(
+                        RUNNABLE,
+                        RUNNING,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) | Err(RUNNING | crate::coroutine::NOTIFIED) => {}
+                        Err(s) => panic!(
+                            "goro internal error: coroutine {} queued in state {s}",
+                            co.id
+                        ),
+                    },
                 }
                 cop
             }
