@@ -1,7 +1,7 @@
 //! Scheduling-order guarantees around the newest-first queue of fresh coroutines
-//! (`sched::lifo`): an old fresh coroutine still runs while newer ones keep arriving, and work
-//! in that queue is stolen by idle workers. One test function, so the two `gomaxprocs`
-//! settings it needs never overlap.
+//! (`sched::lifo`): an old fresh coroutine still runs while newer ones keep arriving, work in
+//! that queue is stolen by idle workers, and fresh work behind a coroutine that never yields
+//! is rescued by the monitor. One test function, so the `gomaxprocs` settings never overlap.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -74,8 +74,33 @@ fn newest_first_work_is_stolen_by_idle_workers() {
     }
 }
 
+/// A coroutine that spawns one child (which waits in its worker's `runnext` slot, which no
+/// other worker steals from) and then computes without ever yielding: the monitor sees the
+/// worker stuck and moves the child to the global queue, where the idle worker runs it.
+fn fresh_work_behind_a_busy_coroutine_is_rescued() {
+    goro::gomaxprocs(2);
+    for round in 0..5 {
+        goro::spawn(move || {
+            let ran = Arc::new(AtomicBool::new(false));
+            let r = ran.clone();
+            goro::go!(move || r.store(true, Ordering::SeqCst));
+            let t = Instant::now();
+            while !ran.load(Ordering::SeqCst) {
+                assert!(
+                    t.elapsed() < Duration::from_secs(20),
+                    "round {round}: the child of a busy coroutine never ran"
+                );
+                std::hint::spin_loop();
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
+
 #[test]
 fn newest_first_queue_is_fair_and_stealable() {
     old_fresh_work_runs_while_newer_keeps_coming();
     newest_first_work_is_stolen_by_idle_workers();
+    fresh_work_behind_a_busy_coroutine_is_rescued();
 }
