@@ -144,7 +144,7 @@ impl WorkerLocal {
         self.enqueue(unsafe { untag(old) })
     }
 
-    /// Queue at the back: fresh ones on the stealable ring, started ones locally.
+    /// Queue: fresh ones on the newest-first deque, started ones at the back of the local queue.
     fn enqueue(&self, n: Next) -> bool {
         match n {
             Next::Fresh(co) => {
