@@ -21,7 +21,7 @@ use std::sync::atomic::{self, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
-use super::waiter::{Backoff, CachePadded, Context, Operation, Selected, SyncWaker, Token};
+use super::waiter::{Backoff, CachePadded, Context, Operation, SyncWaker, Token};
 
 struct Slot<T> {
     stamp: AtomicUsize,
@@ -236,22 +236,10 @@ impl<T> Channel<T> {
                     return Err(SendTimeoutError::Timeout(msg));
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::hook(token);
-            self.senders.register(oper, &cx);
-            // Re-check after publishing: a receiver may have freed a slot meanwhile.
-            if !self.is_full() || self.is_disconnected() {
-                let _ = cx.try_select(Selected::Aborted);
-            }
-            match cx.wait_until(deadline, "chan send") {
-                Selected::Aborted | Selected::Disconnected => {
-                    self.senders.unregister(oper);
-                }
-                // Woken by a receiver (which removed our entry): retry.
-                Selected::Operation(_) => {}
-                Selected::Waiting => unreachable!(),
-            }
-            cx.release();
+            self.senders
+                .wait_to_retry(token, deadline, "chan send", || {
+                    !self.is_full() || self.is_disconnected()
+                });
         }
     }
 
@@ -278,20 +266,10 @@ impl<T> Channel<T> {
                     return Err(RecvTimeoutError::Timeout);
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::hook(token);
-            self.receivers.register(oper, &cx);
-            if !self.is_empty() || self.is_disconnected() {
-                let _ = cx.try_select(Selected::Aborted);
-            }
-            match cx.wait_until(deadline, "chan receive") {
-                Selected::Aborted | Selected::Disconnected => {
-                    self.receivers.unregister(oper);
-                }
-                Selected::Operation(_) => {}
-                Selected::Waiting => unreachable!(),
-            }
-            cx.release();
+            self.receivers
+                .wait_to_retry(token, deadline, "chan receive", || {
+                    !self.is_empty() || self.is_disconnected()
+                });
         }
     }
 

@@ -25,7 +25,7 @@ use std::sync::atomic::{self, AtomicPtr, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::err::{RecvTimeoutError, TryRecvError};
-use super::waiter::{Backoff, CachePadded, Context, Operation, Selected, SyncWaker, Token};
+use super::waiter::{Backoff, CachePadded, Context, Operation, SyncWaker, Token};
 
 const WRITE: usize = 1;
 const READ: usize = 2;
@@ -348,20 +348,10 @@ impl<T> Channel<T> {
                     return Err(RecvTimeoutError::Timeout);
                 }
             }
-            let cx = Context::new();
-            let oper = Operation::hook(token);
-            self.receivers.register(oper, &cx);
-            if !self.is_empty() || self.is_disconnected() {
-                let _ = cx.try_select(Selected::Aborted);
-            }
-            match cx.wait_until(deadline, "chan receive") {
-                Selected::Aborted | Selected::Disconnected => {
-                    self.receivers.unregister(oper);
-                }
-                Selected::Operation(_) => {}
-                Selected::Waiting => unreachable!(),
-            }
-            cx.release();
+            self.receivers
+                .wait_to_retry(token, deadline, "chan receive", || {
+                    !self.is_empty() || self.is_disconnected()
+                });
         }
     }
 

@@ -434,6 +434,35 @@ impl SyncWaker {
         }
     }
 
+    /// Block until it is worth retrying an operation that just found nothing to do (a full or
+    /// empty buffer): register as `token`'s operation, re-check `ready` after publishing (a
+    /// partner may have acted in between, and would not have seen us), then park until a
+    /// partner wakes us, the channel closes or `deadline` passes. The caller retries, and
+    /// checks the deadline itself.
+    pub(crate) fn wait_to_retry(
+        &self,
+        token: &mut Token,
+        deadline: Option<Instant>,
+        reason: park::WaitReason,
+        ready: impl FnOnce() -> bool,
+    ) {
+        let cx = Context::new();
+        let oper = Operation::hook(token);
+        self.register(oper, &cx);
+        if ready() {
+            let _ = cx.try_select(Selected::Aborted);
+        }
+        match cx.wait_until(deadline, reason) {
+            Selected::Aborted | Selected::Disconnected => {
+                self.unregister(oper);
+            }
+            // Woken by a partner, which removed our entry.
+            Selected::Operation(_) => {}
+            Selected::Waiting => unreachable!(),
+        }
+        cx.release();
+    }
+
     pub(crate) fn disconnect(&self) {
         let mut w = self.lock();
         w.disconnect();
