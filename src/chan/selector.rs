@@ -281,30 +281,13 @@ pub(crate) fn run_select<'a>(
             t => t.deadline(),
         };
         let cx = Context::new();
-        let mut sel = Selected::Waiting;
-        let mut registered = 0;
-        for case in cases.iter_mut() {
-            registered += 1;
-            let oper = Operation::hook(case);
-            if case.0.register(oper, &cx) {
-                sel = match cx.try_select(Selected::Aborted) {
-                    Ok(()) => Selected::Aborted,
-                    Err(s) => s,
-                };
-                break;
-            }
-            sel = cx.selected();
-            if sel != Selected::Waiting {
-                break;
-            }
-        }
-        if sel == Selected::Waiting {
-            sel = cx.wait_until(deadline, "select");
-        }
-        for case in cases.iter_mut().take(registered) {
-            let oper = Operation::hook(case);
-            case.0.unregister(oper);
-        }
+        let sel = publish_and_wait(
+            cases,
+            &cx,
+            deadline,
+            |h, oper, cx| h.register(oper, cx),
+            |h, oper| h.unregister(oper),
+        );
         if let Selected::Operation(o) = sel {
             let mut accepted = None;
             for case in cases.iter_mut() {
@@ -330,6 +313,44 @@ pub(crate) fn run_select<'a>(
             return None;
         }
     }
+}
+
+/// Publish `cx` on every case in order with `publish` (blocked operations register, readiness
+/// observers watch), stopping early when a case reports itself ready (then abort `cx`) or `cx`
+/// was already claimed; park until `cx` is decided or `deadline` passes; then withdraw from
+/// every case published on. Returns how `cx` was decided.
+fn publish_and_wait(
+    cases: &mut [Case<'_>],
+    cx: &Context,
+    deadline: Option<Instant>,
+    publish: impl Fn(&dyn SelectHandle, Operation, &Context) -> bool,
+    withdraw: impl Fn(&dyn SelectHandle, Operation),
+) -> Selected {
+    let mut sel = Selected::Waiting;
+    let mut published = 0;
+    for case in cases.iter_mut() {
+        published += 1;
+        let oper = Operation::hook(case);
+        if publish(case.0, oper, cx) {
+            sel = match cx.try_select(Selected::Aborted) {
+                Ok(()) => Selected::Aborted,
+                Err(s) => s,
+            };
+            break;
+        }
+        sel = cx.selected();
+        if sel != Selected::Waiting {
+            break;
+        }
+    }
+    if sel == Selected::Waiting {
+        sel = cx.wait_until(deadline, "select");
+    }
+    for case in cases.iter_mut().take(published) {
+        let oper = Operation::hook(case);
+        withdraw(case.0, oper);
+    }
+    sel
 }
 
 /// Wait until some case is ready (without performing it).
@@ -361,30 +382,13 @@ pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Timeout, biased: bool) 
             return None;
         }
         let cx = Context::new();
-        let mut sel = Selected::Waiting;
-        let mut registered = 0;
-        for case in cases.iter_mut() {
-            registered += 1;
-            let oper = Operation::hook(case);
-            if case.0.watch(oper, &cx) {
-                sel = match cx.try_select(Selected::Aborted) {
-                    Ok(()) => Selected::Aborted,
-                    Err(s) => s,
-                };
-                break;
-            }
-            sel = cx.selected();
-            if sel != Selected::Waiting {
-                break;
-            }
-        }
-        if sel == Selected::Waiting {
-            sel = cx.wait_until(deadline, "select");
-        }
-        for case in cases.iter_mut().take(registered) {
-            let oper = Operation::hook(case);
-            case.0.unwatch(oper);
-        }
+        let sel = publish_and_wait(
+            cases,
+            &cx,
+            deadline,
+            |h, oper, cx| h.watch(oper, cx),
+            |h, oper| h.unwatch(oper),
+        );
         cx.release();
         if let Selected::Operation(o) = sel {
             for case in cases.iter_mut() {
