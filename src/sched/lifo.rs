@@ -62,48 +62,38 @@ impl Lifo {
         self.len.store(q.len(), Ordering::Release);
     }
 
-    /// Take the newest entry.
-    pub(crate) fn pop_newest(&self) -> Option<CoRef> {
+    /// Take entries with `take`, under the lock, and republish the length; nothing (no lock)
+    /// when the deque looks empty.
+    fn take<R: Default>(&self, take: impl FnOnce(&mut VecDeque<CoRef>) -> R) -> R {
         if self.len() == 0 {
-            return None;
+            return R::default();
         }
         let mut q = self.lock();
-        let co = q.pop_back();
+        let taken = take(&mut q);
         self.len.store(q.len(), Ordering::Release);
-        co
+        taken
+    }
+
+    /// Take the newest entry.
+    pub(crate) fn pop_newest(&self) -> Option<CoRef> {
+        self.take(VecDeque::pop_back)
     }
 
     /// Take the oldest entry (the fairness rule).
     pub(crate) fn pop_oldest(&self) -> Option<CoRef> {
-        if self.len() == 0 {
-            return None;
-        }
-        let mut q = self.lock();
-        let co = q.pop_front();
-        self.len.store(q.len(), Ordering::Release);
-        co
+        self.take(VecDeque::pop_front)
     }
 
     /// Take the oldest half (at least one entry if there is any), oldest first.
     pub(crate) fn steal_half(&self) -> Vec<CoRef> {
-        if self.len() == 0 {
-            return Vec::new();
-        }
-        let mut q = self.lock();
-        let n = q.len().div_ceil(2);
-        let taken: Vec<CoRef> = q.drain(..n).collect();
-        self.len.store(q.len(), Ordering::Release);
-        taken
+        self.take(|q| {
+            let n = q.len().div_ceil(2);
+            q.drain(..n).collect()
+        })
     }
 
     /// Take everything, oldest first (a retiring or stuck worker gives its work away).
     pub(crate) fn take_all(&self) -> Vec<CoRef> {
-        if self.len() == 0 {
-            return Vec::new();
-        }
-        let mut q = self.lock();
-        let taken: Vec<CoRef> = q.drain(..).collect();
-        self.len.store(0, Ordering::Release);
-        taken
+        self.take(|q| q.drain(..).collect())
     }
 }
