@@ -21,11 +21,30 @@ use std::sync::atomic::{self, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
-use super::waiter::{Backoff, CachePadded, Context, Operation, SyncWaker, Token};
+use crossbeam_utils::{Backoff, CachePadded};
+
+use super::side::Side;
+use super::waiting::{Operation, Waiting};
+use super::waker::SyncWaker;
 
 struct Slot<T> {
     stamp: AtomicUsize,
     msg: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Array flavor: the claimed slot (null: closed) and the stamp to store after the access.
+pub(crate) struct ArrayToken {
+    pub(crate) slot: *const u8,
+    pub(crate) stamp: usize,
+}
+
+impl Default for ArrayToken {
+    fn default() -> Self {
+        ArrayToken {
+            slot: std::ptr::null(),
+            stamp: 0,
+        }
+    }
 }
 
 pub(crate) struct Channel<T> {
@@ -57,8 +76,8 @@ impl<T> Channel<T> {
             })
             .collect();
         Channel {
-            head: CachePadded(AtomicUsize::new(0)),
-            tail: CachePadded(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
             buffer,
             cap,
             one_lap,
@@ -68,14 +87,14 @@ impl<T> Channel<T> {
         }
     }
 
-    /// Claim a slot to write. True with `token.array.slot` null when the channel is closed.
-    pub(crate) fn start_send(&self, token: &mut Token) -> bool {
+    /// Claim a slot to write. True with `token.slot` null when the channel is closed.
+    pub(crate) fn start_send(&self, token: &mut ArrayToken) -> bool {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             if tail & self.mark_bit != 0 {
-                token.array.slot = std::ptr::null();
-                token.array.stamp = 0;
+                token.slot = std::ptr::null();
+                token.stamp = 0;
                 return true;
             }
             let index = tail & (self.mark_bit - 1);
@@ -96,8 +115,8 @@ impl<T> Channel<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        token.array.slot = slot as *const Slot<T> as *const u8;
-                        token.array.stamp = tail + 1;
+                        token.slot = slot as *const Slot<T> as *const u8;
+                        token.stamp = tail + 1;
                         return true;
                     }
                     Err(t) => {
@@ -126,21 +145,21 @@ impl<T> Channel<T> {
     ///
     /// # Safety
     /// `token` must come from a successful `start_send` (or `try_select`) on this channel.
-    pub(crate) unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
-        if token.array.slot.is_null() {
+    pub(crate) unsafe fn write(&self, token: &mut ArrayToken, msg: T) -> Result<(), T> {
+        if token.slot.is_null() {
             return Err(msg);
         }
         // SAFETY: the token names a slot of this channel that this caller claimed exclusively.
-        let slot: &Slot<T> = unsafe { &*(token.array.slot as *const Slot<T>) };
+        let slot: &Slot<T> = unsafe { &*(token.slot as *const Slot<T>) };
         // SAFETY: claimed exclusively (see above), and empty: its stamp said so.
         unsafe { slot.msg.get().write(MaybeUninit::new(msg)) };
-        slot.stamp.store(token.array.stamp, Ordering::Release);
+        slot.stamp.store(token.stamp, Ordering::Release);
         self.receivers.notify();
         Ok(())
     }
 
     /// Claim a slot to read. True with a null slot when the channel is closed and drained.
-    pub(crate) fn start_recv(&self, token: &mut Token) -> bool {
+    pub(crate) fn start_recv(&self, token: &mut ArrayToken) -> bool {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -162,8 +181,8 @@ impl<T> Channel<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        token.array.slot = slot as *const Slot<T> as *const u8;
-                        token.array.stamp = head.wrapping_add(self.one_lap);
+                        token.slot = slot as *const Slot<T> as *const u8;
+                        token.stamp = head.wrapping_add(self.one_lap);
                         return true;
                     }
                     Err(h) => {
@@ -176,8 +195,8 @@ impl<T> Channel<T> {
                 let tail = self.tail.load(Ordering::Relaxed);
                 if (tail & !self.mark_bit) == head {
                     if tail & self.mark_bit != 0 {
-                        token.array.slot = std::ptr::null();
-                        token.array.stamp = 0;
+                        token.slot = std::ptr::null();
+                        token.stamp = 0;
                         return true;
                     }
                     return false;
@@ -196,21 +215,21 @@ impl<T> Channel<T> {
     ///
     /// # Safety
     /// `token` must come from a successful `start_recv` (or `try_select`) on this channel.
-    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
-        if token.array.slot.is_null() {
+    pub(crate) unsafe fn read(&self, token: &mut ArrayToken) -> Result<T, ()> {
+        if token.slot.is_null() {
             return Err(());
         }
         // SAFETY: the token names a slot of this channel that this caller claimed exclusively.
-        let slot: &Slot<T> = unsafe { &*(token.array.slot as *const Slot<T>) };
+        let slot: &Slot<T> = unsafe { &*(token.slot as *const Slot<T>) };
         // SAFETY: the slot holds a published message (its stamp said so) that is ours alone.
         let msg = unsafe { slot.msg.get().read().assume_init() };
-        slot.stamp.store(token.array.stamp, Ordering::Release);
+        slot.stamp.store(token.stamp, Ordering::Release);
         self.senders.notify();
         Ok(msg)
     }
 
     pub(crate) fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let token = &mut Token::default();
+        let token = &mut ArrayToken::default();
         if self.start_send(token) {
             // SAFETY: the token comes from `start_send` on this channel.
             unsafe { self.write(token, msg).map_err(TrySendError::Disconnected) }
@@ -224,7 +243,7 @@ impl<T> Channel<T> {
         msg: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let token = &mut Token::default();
+        let token = &mut ArrayToken::default();
         loop {
             if self.start_send(token) {
                 // SAFETY: the token comes from `start_send` on this channel.
@@ -244,7 +263,7 @@ impl<T> Channel<T> {
     }
 
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
-        let token = &mut Token::default();
+        let token = &mut ArrayToken::default();
         if self.start_recv(token) {
             // SAFETY: the token comes from `start_recv` on this channel.
             unsafe { self.read(token).map_err(|_| TryRecvError::Disconnected) }
@@ -254,7 +273,7 @@ impl<T> Channel<T> {
     }
 
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let token = &mut Token::default();
+        let token = &mut ArrayToken::default();
         loop {
             if self.start_recv(token) {
                 // SAFETY: the token comes from `start_recv` on this channel.
@@ -324,51 +343,81 @@ impl<T> Channel<T> {
         let head = self.head.load(Ordering::SeqCst);
         head.wrapping_add(self.one_lap) == tail & !self.mark_bit
     }
+}
 
-    // Select support.
+/// The receiving end of an array channel, as a select case.
+pub(crate) struct Receiving<'a, T>(pub(crate) &'a Channel<T>);
 
-    pub(crate) fn sel_try_recv(&self, token: &mut Token) -> bool {
-        self.start_recv(token)
+/// The sending end of an array channel, as a select case.
+pub(crate) struct Sending<'a, T>(pub(crate) &'a Channel<T>);
+
+impl<T> Side for Receiving<'_, T> {
+    type Token = ArrayToken;
+
+    fn try_select(&self, token: &mut ArrayToken) -> bool {
+        self.0.start_recv(token)
     }
 
-    pub(crate) fn sel_try_send(&self, token: &mut Token) -> bool {
-        self.start_send(token)
+    fn register(&self, oper: Operation, cx: &Waiting) -> bool {
+        self.0.receivers.register(oper, cx);
+        self.is_ready()
     }
 
-    pub(crate) fn register_recv(&self, oper: Operation, cx: &Context) -> bool {
-        self.receivers.register(oper, cx);
-        !self.is_empty() || self.is_disconnected()
+    fn unregister(&self, oper: Operation) {
+        self.0.receivers.unregister(oper);
     }
 
-    pub(crate) fn unregister_recv(&self, oper: Operation) {
-        self.receivers.unregister(oper);
+    fn accept(&self, token: &mut ArrayToken, _cx: &Waiting) -> bool {
+        // A claim only means "retry now": the message is in the buffer.
+        self.0.start_recv(token)
     }
 
-    pub(crate) fn register_send(&self, oper: Operation, cx: &Context) -> bool {
-        self.senders.register(oper, cx);
-        !self.is_full() || self.is_disconnected()
+    fn is_ready(&self) -> bool {
+        !self.0.is_empty() || self.0.is_disconnected()
     }
 
-    pub(crate) fn unregister_send(&self, oper: Operation) {
-        self.senders.unregister(oper);
+    fn watch(&self, oper: Operation, cx: &Waiting) -> bool {
+        self.0.receivers.watch(oper, cx);
+        self.is_ready()
     }
 
-    pub(crate) fn watch_recv(&self, oper: Operation, cx: &Context) -> bool {
-        self.receivers.watch(oper, cx);
-        !self.is_empty() || self.is_disconnected()
+    fn unwatch(&self, oper: Operation) {
+        self.0.receivers.unwatch(oper);
+    }
+}
+
+impl<T> Side for Sending<'_, T> {
+    type Token = ArrayToken;
+
+    fn try_select(&self, token: &mut ArrayToken) -> bool {
+        self.0.start_send(token)
     }
 
-    pub(crate) fn unwatch_recv(&self, oper: Operation) {
-        self.receivers.unwatch(oper);
+    fn register(&self, oper: Operation, cx: &Waiting) -> bool {
+        self.0.senders.register(oper, cx);
+        self.is_ready()
     }
 
-    pub(crate) fn watch_send(&self, oper: Operation, cx: &Context) -> bool {
-        self.senders.watch(oper, cx);
-        !self.is_full() || self.is_disconnected()
+    fn unregister(&self, oper: Operation) {
+        self.0.senders.unregister(oper);
     }
 
-    pub(crate) fn unwatch_send(&self, oper: Operation) {
-        self.senders.unwatch(oper);
+    fn accept(&self, token: &mut ArrayToken, _cx: &Waiting) -> bool {
+        // A claim only means "retry now": a slot has been freed.
+        self.0.start_send(token)
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.0.is_full() || self.0.is_disconnected()
+    }
+
+    fn watch(&self, oper: Operation, cx: &Waiting) -> bool {
+        self.0.senders.watch(oper, cx);
+        self.is_ready()
+    }
+
+    fn unwatch(&self, oper: Operation) {
+        self.0.senders.unwatch(oper);
     }
 }
 

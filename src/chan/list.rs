@@ -25,7 +25,11 @@ use std::sync::atomic::{self, AtomicPtr, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::err::{RecvTimeoutError, TryRecvError};
-use super::waiter::{Backoff, CachePadded, Context, Operation, SyncWaker, Token};
+use crossbeam_utils::{Backoff, CachePadded};
+
+use super::side::Side;
+use super::waiting::{Operation, Waiting};
+use super::waker::SyncWaker;
 
 const WRITE: usize = 1;
 const READ: usize = 2;
@@ -111,6 +115,21 @@ struct Position<T> {
     block: AtomicPtr<Block<T>>,
 }
 
+/// List flavor: the claimed block (null: closed) and slot offset in it.
+pub(crate) struct ListToken {
+    pub(crate) block: *const u8,
+    pub(crate) offset: usize,
+}
+
+impl Default for ListToken {
+    fn default() -> Self {
+        ListToken {
+            block: ptr::null(),
+            offset: 0,
+        }
+    }
+}
+
 pub(crate) struct Channel<T> {
     head: CachePadded<Position<T>>,
     tail: CachePadded<Position<T>>,
@@ -126,11 +145,11 @@ unsafe impl<T: Send> Sync for Channel<T> {}
 impl<T> Channel<T> {
     pub(crate) fn new() -> Channel<T> {
         Channel {
-            head: CachePadded(Position {
+            head: CachePadded::new(Position {
                 index: AtomicUsize::new(0),
                 block: AtomicPtr::new(ptr::null_mut()),
             }),
-            tail: CachePadded(Position {
+            tail: CachePadded::new(Position {
                 index: AtomicUsize::new(0),
                 block: AtomicPtr::new(ptr::null_mut()),
             }),
@@ -139,14 +158,14 @@ impl<T> Channel<T> {
         }
     }
 
-    pub(crate) fn start_send(&self, token: &mut Token) -> bool {
+    pub(crate) fn start_send(&self, token: &mut ListToken) -> bool {
         let backoff = Backoff::new();
         let mut tail = self.tail.index.load(Ordering::Acquire);
         let mut block = self.tail.block.load(Ordering::Acquire);
         let mut next_block: Option<*mut Block<T>> = None;
         let result = loop {
             if tail & MARK_BIT != 0 {
-                token.list.block = ptr::null();
+                token.block = ptr::null();
                 break true;
             }
             let offset = (tail >> SHIFT) % LAP;
@@ -194,8 +213,8 @@ impl<T> Channel<T> {
                         // SAFETY: `block` is live: its last slot is ours and unread.
                         unsafe { (*block).next.store(nb, Ordering::Release) };
                     }
-                    token.list.block = block as *const u8;
-                    token.list.offset = offset;
+                    token.block = block as *const u8;
+                    token.offset = offset;
                     break true;
                 }
                 Err(t) => {
@@ -214,14 +233,14 @@ impl<T> Channel<T> {
 
     /// # Safety
     /// `token` must come from a successful `start_send` on this channel.
-    pub(crate) unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
-        if token.list.block.is_null() {
+    pub(crate) unsafe fn write(&self, token: &mut ListToken, msg: T) -> Result<(), T> {
+        if token.block.is_null() {
             return Err(msg);
         }
-        let block = token.list.block as *mut Block<T>;
+        let block = token.block as *mut Block<T>;
         // SAFETY: the claimed slot of a live block (it cannot be freed before it is read).
         unsafe {
-            let slot = (*block).slots.get_unchecked(token.list.offset);
+            let slot = (*block).slots.get_unchecked(token.offset);
             slot.msg.get().write(MaybeUninit::new(msg));
             slot.state.fetch_or(WRITE, Ordering::Release);
         }
@@ -229,7 +248,7 @@ impl<T> Channel<T> {
         Ok(())
     }
 
-    pub(crate) fn start_recv(&self, token: &mut Token) -> bool {
+    pub(crate) fn start_recv(&self, token: &mut ListToken) -> bool {
         let backoff = Backoff::new();
         let mut head = self.head.index.load(Ordering::Acquire);
         let mut block = self.head.block.load(Ordering::Acquire);
@@ -247,7 +266,7 @@ impl<T> Channel<T> {
                 let tail = self.tail.index.load(Ordering::Relaxed);
                 if head >> SHIFT == tail >> SHIFT {
                     if tail & MARK_BIT != 0 {
-                        token.list.block = ptr::null();
+                        token.block = ptr::null();
                         return true;
                     }
                     return false;
@@ -281,8 +300,8 @@ impl<T> Channel<T> {
                         self.head.block.store(next, Ordering::Release);
                         self.head.index.store(next_index, Ordering::Release);
                     }
-                    token.list.block = block as *const u8;
-                    token.list.offset = offset;
+                    token.block = block as *const u8;
+                    token.offset = offset;
                     return true;
                 }
                 Err(h) => {
@@ -296,12 +315,12 @@ impl<T> Channel<T> {
 
     /// # Safety
     /// `token` must come from a successful `start_recv` on this channel.
-    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
-        if token.list.block.is_null() {
+    pub(crate) unsafe fn read(&self, token: &mut ListToken) -> Result<T, ()> {
+        if token.block.is_null() {
             return Err(());
         }
-        let block = token.list.block as *mut Block<T>;
-        let offset = token.list.offset;
+        let block = token.block as *mut Block<T>;
+        let offset = token.offset;
         // SAFETY: the claimed slot of a live block; the block is freed only after this slot
         // is marked READ (or by us, below).
         unsafe {
@@ -318,7 +337,7 @@ impl<T> Channel<T> {
     }
 
     pub(crate) fn send(&self, msg: T) -> Result<(), T> {
-        let token = &mut Token::default();
+        let token = &mut ListToken::default();
         let claimed = self.start_send(token);
         debug_assert!(claimed);
         // SAFETY: the token comes from `start_send`.
@@ -326,7 +345,7 @@ impl<T> Channel<T> {
     }
 
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
-        let token = &mut Token::default();
+        let token = &mut ListToken::default();
         if self.start_recv(token) {
             // SAFETY: the token comes from `start_recv`.
             unsafe { self.read(token).map_err(|_| TryRecvError::Disconnected) }
@@ -336,7 +355,7 @@ impl<T> Channel<T> {
     }
 
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let token = &mut Token::default();
+        let token = &mut ListToken::default();
         loop {
             if self.start_recv(token) {
                 // SAFETY: the token comes from `start_recv`.
@@ -398,26 +417,76 @@ impl<T> Channel<T> {
         let tail = self.tail.index.load(Ordering::SeqCst);
         head >> SHIFT == tail >> SHIFT
     }
+}
 
-    // Select support.
+/// The receiving end of a list channel, as a select case.
+pub(crate) struct Receiving<'a, T>(pub(crate) &'a Channel<T>);
 
-    pub(crate) fn register_recv(&self, oper: Operation, cx: &Context) -> bool {
-        self.receivers.register(oper, cx);
-        !self.is_empty() || self.is_disconnected()
+/// The sending end of a list channel, as a select case: always ready (an unbounded channel
+/// never blocks a sender), so it never registers.
+pub(crate) struct Sending<'a, T>(pub(crate) &'a Channel<T>);
+
+impl<T> Side for Receiving<'_, T> {
+    type Token = ListToken;
+
+    fn try_select(&self, token: &mut ListToken) -> bool {
+        self.0.start_recv(token)
     }
 
-    pub(crate) fn unregister_recv(&self, oper: Operation) {
-        self.receivers.unregister(oper);
+    fn register(&self, oper: Operation, cx: &Waiting) -> bool {
+        self.0.receivers.register(oper, cx);
+        self.is_ready()
     }
 
-    pub(crate) fn watch_recv(&self, oper: Operation, cx: &Context) -> bool {
-        self.receivers.watch(oper, cx);
-        !self.is_empty() || self.is_disconnected()
+    fn unregister(&self, oper: Operation) {
+        self.0.receivers.unregister(oper);
     }
 
-    pub(crate) fn unwatch_recv(&self, oper: Operation) {
-        self.receivers.unwatch(oper);
+    fn accept(&self, token: &mut ListToken, _cx: &Waiting) -> bool {
+        // A claim only means "retry now": the message is in the list.
+        self.0.start_recv(token)
     }
+
+    fn is_ready(&self) -> bool {
+        !self.0.is_empty() || self.0.is_disconnected()
+    }
+
+    fn watch(&self, oper: Operation, cx: &Waiting) -> bool {
+        self.0.receivers.watch(oper, cx);
+        self.is_ready()
+    }
+
+    fn unwatch(&self, oper: Operation) {
+        self.0.receivers.unwatch(oper);
+    }
+}
+
+impl<T> Side for Sending<'_, T> {
+    type Token = ListToken;
+
+    fn try_select(&self, token: &mut ListToken) -> bool {
+        self.0.start_send(token)
+    }
+
+    fn register(&self, _oper: Operation, _cx: &Waiting) -> bool {
+        true
+    }
+
+    fn unregister(&self, _oper: Operation) {}
+
+    fn accept(&self, token: &mut ListToken, _cx: &Waiting) -> bool {
+        self.0.start_send(token)
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn watch(&self, _oper: Operation, _cx: &Waiting) -> bool {
+        true
+    }
+
+    fn unwatch(&self, _oper: Operation) {}
 }
 
 impl<T> Drop for Channel<T> {

@@ -33,15 +33,16 @@
 //! (`sched::timers`) through a weak reference, so that a dropped receiver frees the channel
 //! without waiting for the timer; `never()` is a channel that nothing ever feeds or closes.
 //!
-//! *Blocking.* Everything that waits goes through `waiter`: a blocked operation (a send, a
-//! receive, or a whole select) creates one `Context` and registers one entry per case in the
-//! channels' waiter lists, re-checks, then parks with `park.rs` (a coroutine parks, its worker
-//! runs others; a thread blocks). A partner completes a waiter by *claiming* its context with
-//! one CAS (`Waiting -> Operation(case)`), so at most one partner — or the waiter's own
-//! timeout (`Waiting -> Aborted`), or a close (`-> Disconnected`) — ever wins. This is what
-//! keeps values from being lost or duplicated when a timeout, a close or another select case
-//! races with a hand-over: a waiter whose timeout CAS fails has been claimed and completes
-//! that operation (receives the value) even though its deadline passed.
+//! *Blocking.* Everything that waits goes through `waiting.rs` and `waker.rs`: a blocked
+//! operation (a send, a receive, or a whole select) creates one `Waiting` and registers one
+//! entry per case in the channels' waiter lists, re-checks, then parks with `park.rs` (a
+//! coroutine parks, its worker runs others; a thread blocks). A partner completes a waiter by
+//! *claiming* its `Waiting` with one CAS (`Pending -> Operation(case)`), so at most one
+//! partner — or the waiter's own timeout (`Pending -> Aborted`), or a close
+//! (`-> Disconnected`) — ever wins. This is what keeps values from being lost or duplicated
+//! when a timeout, a close or another select case races with a hand-over: a waiter whose
+//! timeout CAS fails has been claimed and completes that operation (receives the value) even
+//! though its deadline passed.
 //! For the buffered flavors, a claim only means "retry now" (the value lives in the buffer);
 //! for the rendezvous flavor it carries the packet.
 //!
@@ -52,9 +53,12 @@
 //! get `Err`. `close()` tells whether it was the call that closed.
 //!
 //! *Select.* Every case is tried once in random order (biased: in order); if none is ready, all
-//! are registered on one context, which the first ready case's partner claims. Cases are
-//! completed through a `Token` (claimed slot or packet) so that `select!` evaluates a send
-//! case's value only once its case has been chosen: an unchosen value is never moved.
+//! are registered on one `Waiting`, which the first ready case's partner claims (`select.rs`,
+//! the engine; `select_macro.rs`, the macros). Each flavor says what its ends do as a case
+//! (`side.rs`, implemented in the flavor's file; `handle.rs` dispatches to it). Cases are
+//! completed through a `Token` (`token.rs`: the claimed slot or packet, one part per flavor)
+//! so that `select!` evaluates a send case's value only once its case has been chosen: an
+//! unchosen value is never moved.
 //!
 //! *Invariants* (relied on throughout):
 //! 1. a waiter is unparked only after the state it will look at has been published;
@@ -65,9 +69,15 @@
 
 mod array;
 pub(crate) mod err;
+mod handle;
 mod list;
-mod selector;
-mod waiter;
+mod never;
+mod select;
+mod select_macro;
+mod side;
+mod token;
+mod waiting;
+mod waker;
 mod zero;
 
 use std::fmt;
@@ -79,18 +89,18 @@ pub use err::{
     ReadyTimeoutError, RecvError, RecvTimeoutError, SelectTimeoutError, SendError,
     SendTimeoutError, TryReadyError, TryRecvError, TrySelectError, TrySendError,
 };
-pub use selector::{Select, SelectedOperation};
+pub use select::{Select, SelectedOperation};
 
 pub use crate::select;
 pub use crate::select_biased;
 
-use waiter::Token;
+use token::Token;
 
 pub(crate) enum Flavor<T> {
     Array(array::Channel<T>),
     List(list::Channel<T>),
     Zero(zero::Channel<T>),
-    Never,
+    Never(never::Channel),
 }
 
 pub(crate) struct Chan<T> {
@@ -113,7 +123,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.disconnect(),
             Flavor::List(c) => c.disconnect(),
             Flavor::Zero(c) => c.disconnect(),
-            Flavor::Never => false,
+            Flavor::Never(_) => false,
         }
     }
 
@@ -122,7 +132,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.is_disconnected(),
             Flavor::List(c) => c.is_disconnected(),
             Flavor::Zero(c) => c.is_disconnected(),
-            Flavor::Never => false,
+            Flavor::Never(_) => false,
         }
     }
 
@@ -130,7 +140,7 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => c.len(),
             Flavor::List(c) => c.len(),
-            Flavor::Zero(_) | Flavor::Never => 0,
+            Flavor::Zero(_) | Flavor::Never(_) => 0,
         }
     }
 
@@ -138,7 +148,7 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => Some(c.capacity()),
             Flavor::List(_) => None,
-            Flavor::Zero(_) | Flavor::Never => Some(0),
+            Flavor::Zero(_) | Flavor::Never(_) => Some(0),
         }
     }
 
@@ -146,7 +156,7 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => c.is_empty(),
             Flavor::List(c) => c.is_empty(),
-            Flavor::Zero(_) | Flavor::Never => true,
+            Flavor::Zero(_) | Flavor::Never(_) => true,
         }
     }
 
@@ -154,7 +164,7 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => c.is_full(),
             Flavor::List(_) => false,
-            Flavor::Zero(_) | Flavor::Never => true,
+            Flavor::Zero(_) | Flavor::Never(_) => true,
         }
     }
 
@@ -163,7 +173,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.try_send(msg),
             Flavor::List(c) => c.send(msg).map_err(TrySendError::Disconnected),
             Flavor::Zero(c) => c.try_send(msg),
-            Flavor::Never => Err(TrySendError::Full(msg)),
+            Flavor::Never(_) => Err(TrySendError::Full(msg)),
         }
     }
 
@@ -172,7 +182,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.send(msg, deadline),
             Flavor::List(c) => c.send(msg).map_err(SendTimeoutError::Disconnected),
             Flavor::Zero(c) => c.send(msg, deadline),
-            Flavor::Never => unreachable!("no sender of a never channel exists"),
+            Flavor::Never(_) => unreachable!("no sender of a never channel exists"),
         }
     }
 
@@ -181,7 +191,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.try_recv(),
             Flavor::List(c) => c.try_recv(),
             Flavor::Zero(c) => c.try_recv(),
-            Flavor::Never => Err(TryRecvError::Empty),
+            Flavor::Never(c) => c.try_recv(),
         }
     }
 
@@ -190,20 +200,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.recv(deadline),
             Flavor::List(c) => c.recv(deadline),
             Flavor::Zero(c) => c.recv(deadline),
-            Flavor::Never => {
-                // Go's nil channel: block forever (or until the deadline).
-                loop {
-                    match deadline {
-                        None => crate::park::park("chan receive (nil chan)"),
-                        Some(d) => {
-                            if Instant::now() >= d {
-                                return Err(RecvTimeoutError::Timeout);
-                            }
-                            crate::park::park_until(d, "chan receive (nil chan)");
-                        }
-                    }
-                }
-            }
+            Flavor::Never(c) => c.recv(deadline),
         }
     }
 
@@ -213,10 +210,10 @@ impl<T> Chan<T> {
         // SAFETY: forwarded contract.
         unsafe {
             match &self.flavor {
-                Flavor::Array(c) => c.read(token),
-                Flavor::List(c) => c.read(token),
-                Flavor::Zero(c) => c.read(token),
-                Flavor::Never => unreachable!("a never channel is never selected"),
+                Flavor::Array(c) => c.read(token.part()),
+                Flavor::List(c) => c.read(token.part()),
+                Flavor::Zero(c) => c.read(token.part()),
+                Flavor::Never(_) => unreachable!("a never channel is never selected"),
             }
         }
     }
@@ -227,10 +224,10 @@ impl<T> Chan<T> {
         // SAFETY: forwarded contract.
         unsafe {
             match &self.flavor {
-                Flavor::Array(c) => c.write(token, msg),
-                Flavor::List(c) => c.write(token, msg),
-                Flavor::Zero(c) => c.write(token, msg),
-                Flavor::Never => unreachable!("a never channel has no sender"),
+                Flavor::Array(c) => c.write(token.part(), msg),
+                Flavor::List(c) => c.write(token.part(), msg),
+                Flavor::Zero(c) => c.write(token.part(), msg),
+                Flavor::Never(_) => unreachable!("a never channel has no sender"),
             }
         }
     }
@@ -280,7 +277,7 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 /// A receiver that never delivers a message and is never closed (Go's nil channel in a select).
 pub fn never<T>() -> Receiver<T> {
     Receiver {
-        chan: Chan::new(Flavor::Never),
+        chan: Chan::new(Flavor::Never(never::Channel)),
     }
 }
 

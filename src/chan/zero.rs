@@ -3,7 +3,7 @@
 //!
 //! One short critical section per operation: a mutex guards the two waiter lists and the
 //! closed flag. A sender that finds a waiting receiver claims it (the waiter CAS, see
-//! `waiter`), leaves the lock, writes the message into the receiver's *packet* and unparks it;
+//! `waiting.rs`), leaves the lock, writes the message into the receiver's *packet* and unparks it;
 //! with no receiver waiting it registers its own packet (holding the message) and parks until
 //! a receiver takes it. Receivers mirror this.
 //!
@@ -30,7 +30,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
-use super::waiter::{wait_flag, Context, Operation, Selected, Token, Waker};
+use super::side::Side;
+use super::waiting::{wait_flag, Operation, Selected, Waiting};
+use super::waker::{WaitEntry, Waker};
 use crate::park::{self, Unparker};
 
 pub(crate) struct Packet<T> {
@@ -67,6 +69,22 @@ struct Inner {
     closed: bool,
 }
 
+/// Rendezvous flavor: the packet (null: closed) and, when we claimed a waiting partner, the
+/// partner to wake once the hand-over is done.
+pub(crate) struct ZeroToken {
+    pub(crate) packet: *mut (),
+    pub(crate) partner: Option<Waiting>,
+}
+
+impl Default for ZeroToken {
+    fn default() -> Self {
+        ZeroToken {
+            packet: std::ptr::null_mut(),
+            partner: None,
+        }
+    }
+}
+
 pub(crate) struct Channel<T> {
     inner: Mutex<Inner>,
     _marker: std::marker::PhantomData<T>,
@@ -95,7 +113,7 @@ impl<T> Channel<T> {
 
     /// Claim a waiting sender (under the lock). For a select send case, publish our unparker
     /// in its packet first, so that it can wake us once it has written its message.
-    fn claim_sender(inner: &mut Inner, exclude: Option<&Context>) -> Option<(*mut (), Context)> {
+    fn claim_sender(inner: &mut Inner, exclude: Option<&Waiting>) -> Option<(*mut (), Waiting)> {
         let mut me: Option<Unparker> = None;
         let i = inner.senders.selectors.iter().position(|e| {
             if exclude.is_some_and(|x| x.ptr_eq(&e.cx)) {
@@ -116,7 +134,7 @@ impl<T> Channel<T> {
         Some((e.packet, e.cx))
     }
 
-    fn claim_receiver(inner: &mut Inner, exclude: Option<&Context>) -> Option<(*mut (), Context)> {
+    fn claim_receiver(inner: &mut Inner, exclude: Option<&Waiting>) -> Option<(*mut (), Waiting)> {
         let e = inner.receivers.try_select(exclude)?;
         Some((e.packet, e.cx))
     }
@@ -125,12 +143,12 @@ impl<T> Channel<T> {
     ///
     /// # Safety
     /// `token` must come from a successful receive selection on this channel.
-    pub(crate) unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
-        let p = token.zero.packet as *mut Packet<T>;
+    pub(crate) unsafe fn read(&self, token: &mut ZeroToken) -> Result<T, ()> {
+        let p = token.packet as *mut Packet<T>;
         if p.is_null() {
             return Err(());
         }
-        match token.zero.partner.take() {
+        match token.partner.take() {
             Some(sender) => {
                 // SAFETY: we won the CAS on the sender, so its packet is ours to complete.
                 let packet = unsafe { &*p };
@@ -172,12 +190,12 @@ impl<T> Channel<T> {
     ///
     /// # Safety
     /// `token` must come from a successful send selection on this channel.
-    pub(crate) unsafe fn write(&self, token: &mut Token, msg: T) -> Result<(), T> {
-        let p = token.zero.packet as *mut Packet<T>;
+    pub(crate) unsafe fn write(&self, token: &mut ZeroToken, msg: T) -> Result<(), T> {
+        let p = token.packet as *mut Packet<T>;
         if p.is_null() {
             return Err(msg);
         }
-        match token.zero.partner.take() {
+        match token.partner.take() {
             Some(receiver) => {
                 // SAFETY: we won the CAS on the receiver; it waits for `ready`.
                 unsafe {
@@ -208,9 +226,10 @@ impl<T> Channel<T> {
         let mut inner = self.lock();
         if let Some((packet, cx)) = Self::claim_receiver(&mut inner, None) {
             drop(inner);
-            let mut token = Token::default();
-            token.zero.packet = packet;
-            token.zero.partner = Some(cx);
+            let mut token = ZeroToken {
+                packet,
+                partner: Some(cx),
+            };
             // SAFETY: the token comes from claiming a receiver of this channel.
             unsafe {
                 self.write(&mut token, msg)
@@ -228,12 +247,12 @@ impl<T> Channel<T> {
         msg: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let mut token = Token::default();
+        let mut token = ZeroToken::default();
         let mut inner = self.lock();
         if let Some((packet, cx)) = Self::claim_receiver(&mut inner, None) {
             drop(inner);
-            token.zero.packet = packet;
-            token.zero.partner = Some(cx);
+            token.packet = packet;
+            token.partner = Some(cx);
             // SAFETY: the token comes from claiming a receiver of this channel.
             return unsafe {
                 self.write(&mut token, msg)
@@ -246,7 +265,7 @@ impl<T> Channel<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(SendTimeoutError::Timeout(msg));
         }
-        let cx = Context::new();
+        let cx = Waiting::new();
         let oper = Operation::hook(&mut token);
         let packet = Packet::on_stack(Some(msg));
         inner
@@ -274,7 +293,7 @@ impl<T> Channel<T> {
                 wait_flag(&packet.ready, "chan send");
                 Ok(())
             }
-            Selected::Waiting => unreachable!(),
+            Selected::Pending => unreachable!(),
         };
         cx.release();
         result
@@ -284,9 +303,10 @@ impl<T> Channel<T> {
         let mut inner = self.lock();
         if let Some((packet, cx)) = Self::claim_sender(&mut inner, None) {
             drop(inner);
-            let mut token = Token::default();
-            token.zero.packet = packet;
-            token.zero.partner = Some(cx);
+            let mut token = ZeroToken {
+                packet,
+                partner: Some(cx),
+            };
             // SAFETY: the token comes from claiming a sender of this channel.
             unsafe {
                 self.read(&mut token)
@@ -300,12 +320,12 @@ impl<T> Channel<T> {
     }
 
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut token = Token::default();
+        let mut token = ZeroToken::default();
         let mut inner = self.lock();
         if let Some((packet, cx)) = Self::claim_sender(&mut inner, None) {
             drop(inner);
-            token.zero.packet = packet;
-            token.zero.partner = Some(cx);
+            token.packet = packet;
+            token.partner = Some(cx);
             // SAFETY: the token comes from claiming a sender of this channel.
             return unsafe {
                 self.read(&mut token)
@@ -318,7 +338,7 @@ impl<T> Channel<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(RecvTimeoutError::Timeout);
         }
-        let cx = Context::new();
+        let cx = Waiting::new();
         let oper = Operation::hook(&mut token);
         let packet = Packet::<T>::on_stack(None);
         inner
@@ -343,7 +363,7 @@ impl<T> Channel<T> {
                 let msg = unsafe { (*packet.msg.get()).take() };
                 Ok(msg.expect("goro: rendezvous packet without a message"))
             }
-            Selected::Waiting => unreachable!(),
+            Selected::Pending => unreachable!(),
         };
         cx.release();
         result
@@ -358,7 +378,7 @@ impl<T> Channel<T> {
         // Select cases register heap packets that `unregister_*` would free; the drained
         // entries are never found there again, so free those packets here (blocked plain
         // sends and receives use stack packets, owned by their frames).
-        let free_heap_packet = |e: super::waiter::Entry| {
+        let free_heap_packet = |e: WaitEntry| {
             let p = e.packet as *mut Packet<T>;
             // SAFETY: every entry in these lists carries a packet pointer that is live while
             // registered; `on_stack` is immutable.
@@ -376,49 +396,35 @@ impl<T> Channel<T> {
     pub(crate) fn is_disconnected(&self) -> bool {
         self.lock().closed
     }
+}
 
-    // Select support.
+/// The receiving end of a rendezvous channel, as a select case.
+pub(crate) struct Receiving<'a, T>(pub(crate) &'a Channel<T>);
 
-    pub(crate) fn sel_try_recv(&self, token: &mut Token, me: Option<&Context>) -> bool {
-        let mut inner = self.lock();
-        if let Some((packet, cx)) = Self::claim_sender(&mut inner, me) {
-            token.zero.packet = packet;
-            token.zero.partner = Some(cx);
+/// The sending end of a rendezvous channel, as a select case.
+pub(crate) struct Sending<'a, T>(pub(crate) &'a Channel<T>);
+
+impl<T> Side for Receiving<'_, T> {
+    type Token = ZeroToken;
+
+    fn try_select(&self, token: &mut ZeroToken) -> bool {
+        let mut inner = self.0.lock();
+        if let Some((packet, cx)) = Channel::<T>::claim_sender(&mut inner, None) {
+            token.packet = packet;
+            token.partner = Some(cx);
             true
         } else if inner.closed {
-            token.zero.packet = std::ptr::null_mut();
-            token.zero.partner = None;
+            token.packet = std::ptr::null_mut();
+            token.partner = None;
             true
         } else {
             false
         }
     }
 
-    pub(crate) fn sel_try_send(&self, token: &mut Token, me: Option<&Context>) -> bool {
-        let mut inner = self.lock();
-        if let Some((packet, cx)) = Self::claim_receiver(&mut inner, me) {
-            token.zero.packet = packet;
-            token.zero.partner = Some(cx);
-            true
-        } else if inner.closed {
-            token.zero.packet = std::ptr::null_mut();
-            token.zero.partner = None;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A claimed select case: its packet was published by the claimer.
-    pub(crate) fn accept(&self, token: &mut Token, cx: &Context) -> bool {
-        token.zero.packet = cx.wait_packet();
-        token.zero.partner = None;
-        true
-    }
-
-    pub(crate) fn register_recv(&self, oper: Operation, cx: &Context) -> bool {
+    fn register(&self, oper: Operation, cx: &Waiting) -> bool {
         let packet = Packet::<T>::on_heap();
-        let mut inner = self.lock();
+        let mut inner = self.0.lock();
         inner
             .receivers
             .register_with_packet(oper, packet as *mut (), cx);
@@ -426,17 +432,58 @@ impl<T> Channel<T> {
         inner.senders.can_select(Some(cx)) || inner.closed
     }
 
-    pub(crate) fn unregister_recv(&self, oper: Operation) {
-        let e = self.lock().receivers.unregister(oper);
+    fn unregister(&self, oper: Operation) {
+        let e = self.0.lock().receivers.unregister(oper);
         if let Some(e) = e {
             // SAFETY: nobody claimed the case, so its heap packet is still ours.
             drop(unsafe { Box::from_raw(e.packet as *mut Packet<T>) });
         }
     }
 
-    pub(crate) fn register_send(&self, oper: Operation, cx: &Context) -> bool {
+    /// A claimed select case: its packet was published by the claimer.
+    fn accept(&self, token: &mut ZeroToken, cx: &Waiting) -> bool {
+        token.packet = cx.wait_packet();
+        token.partner = None;
+        true
+    }
+
+    fn is_ready(&self) -> bool {
+        let inner = self.0.lock();
+        inner.senders.can_select(None) || inner.closed
+    }
+
+    fn watch(&self, oper: Operation, cx: &Waiting) -> bool {
+        let mut inner = self.0.lock();
+        inner.receivers.watch(oper, cx);
+        inner.senders.can_select(Some(cx)) || inner.closed
+    }
+
+    fn unwatch(&self, oper: Operation) {
+        self.0.lock().receivers.unwatch(oper);
+    }
+}
+
+impl<T> Side for Sending<'_, T> {
+    type Token = ZeroToken;
+
+    fn try_select(&self, token: &mut ZeroToken) -> bool {
+        let mut inner = self.0.lock();
+        if let Some((packet, cx)) = Channel::<T>::claim_receiver(&mut inner, None) {
+            token.packet = packet;
+            token.partner = Some(cx);
+            true
+        } else if inner.closed {
+            token.packet = std::ptr::null_mut();
+            token.partner = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn register(&self, oper: Operation, cx: &Waiting) -> bool {
         let packet = Packet::<T>::on_heap();
-        let mut inner = self.lock();
+        let mut inner = self.0.lock();
         inner
             .senders
             .register_with_packet(oper, packet as *mut (), cx);
@@ -444,41 +491,33 @@ impl<T> Channel<T> {
         inner.receivers.can_select(Some(cx)) || inner.closed
     }
 
-    pub(crate) fn unregister_send(&self, oper: Operation) {
-        let e = self.lock().senders.unregister(oper);
+    fn unregister(&self, oper: Operation) {
+        let e = self.0.lock().senders.unregister(oper);
         if let Some(e) = e {
             // SAFETY: nobody claimed the case, so its heap packet is still ours.
             drop(unsafe { Box::from_raw(e.packet as *mut Packet<T>) });
         }
     }
 
-    pub(crate) fn is_recv_ready(&self) -> bool {
-        let inner = self.lock();
-        inner.senders.can_select(None) || inner.closed
+    /// A claimed select case: its packet was published by the claimer.
+    fn accept(&self, token: &mut ZeroToken, cx: &Waiting) -> bool {
+        token.packet = cx.wait_packet();
+        token.partner = None;
+        true
     }
 
-    pub(crate) fn is_send_ready(&self) -> bool {
-        let inner = self.lock();
+    fn is_ready(&self) -> bool {
+        let inner = self.0.lock();
         inner.receivers.can_select(None) || inner.closed
     }
 
-    pub(crate) fn watch_recv(&self, oper: Operation, cx: &Context) -> bool {
-        let mut inner = self.lock();
-        inner.receivers.watch(oper, cx);
-        inner.senders.can_select(Some(cx)) || inner.closed
-    }
-
-    pub(crate) fn unwatch_recv(&self, oper: Operation) {
-        self.lock().receivers.unwatch(oper);
-    }
-
-    pub(crate) fn watch_send(&self, oper: Operation, cx: &Context) -> bool {
-        let mut inner = self.lock();
+    fn watch(&self, oper: Operation, cx: &Waiting) -> bool {
+        let mut inner = self.0.lock();
         inner.senders.watch(oper, cx);
         inner.receivers.can_select(Some(cx)) || inner.closed
     }
 
-    pub(crate) fn unwatch_send(&self, oper: Operation) {
-        self.lock().senders.unwatch(oper);
+    fn unwatch(&self, oper: Operation) {
+        self.0.lock().senders.unwatch(oper);
     }
 }

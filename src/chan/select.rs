@@ -3,9 +3,10 @@
 //!
 //! A selection first tries every case once without blocking, in a uniformly random order
 //! (Fisher–Yates shuffle; in declaration order when biased). If none is ready and blocking is
-//! allowed, it creates one `Context`, registers one entry per case (each case's id is the
+//! allowed, it creates one `Waiting`, registers one entry per case (each case's id is the
 //! address of its slot in the case array), and parks until a partner claims one case, a
-//! channel closes, or the deadline passes. It then unregisters every case; the claimed one is
+//! channel closes, or the deadline passes (the caller's, or the earliest of its timer cases',
+//! which become ready by themselves). It then unregisters every case; the claimed one is
 //! *accepted* (for the rendezvous flavor this collects the packet the partner published),
 //! anything else goes back to the non-blocking pass.
 //!
@@ -25,170 +26,50 @@ use std::time::{Duration, Instant};
 use super::err::{
     ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
 };
-use super::waiter::{Context, Operation, Selected, Token};
-use super::{Flavor, Receiver, Sender};
+use super::token::Token;
+use super::waiting::{Operation, Selected, Waiting};
+use super::{Receiver, Sender};
 
-/// One side of one channel, as a select case.
+/// One end of one channel as a select case, type-erased (implemented for `Receiver` and
+/// `Sender` in `handle.rs`, which dispatch to their flavor's `Side`). See `side.rs` for what
+/// each step means.
 pub(crate) trait SelectHandle {
     /// Claim the operation now if it can proceed (or the channel is closed).
     fn try_select(&self, token: &mut Token) -> bool;
+    /// The instant by which a blocked selection must look at this case again, if any.
+    fn deadline(&self) -> Option<Instant>;
     /// Register a blocked case; true if it is ready anyway (the caller then aborts).
-    fn register(&self, oper: Operation, cx: &Context) -> bool;
+    fn register(&self, oper: Operation, cx: &Waiting) -> bool;
     fn unregister(&self, oper: Operation);
     /// The case was claimed by a partner: collect the claim into `token`.
-    fn accept(&self, token: &mut Token, cx: &Context) -> bool;
+    fn accept(&self, token: &mut Token, cx: &Waiting) -> bool;
     fn is_ready(&self) -> bool;
-    fn watch(&self, oper: Operation, cx: &Context) -> bool;
+    fn watch(&self, oper: Operation, cx: &Waiting) -> bool;
     fn unwatch(&self, oper: Operation);
-}
-
-impl<T> SelectHandle for Receiver<T> {
-    fn try_select(&self, token: &mut Token) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.sel_try_recv(token),
-            Flavor::List(c) => c.start_recv(token),
-            Flavor::Zero(c) => c.sel_try_recv(token, None),
-            Flavor::Never => false,
-        }
-    }
-
-    fn register(&self, oper: Operation, cx: &Context) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.register_recv(oper, cx),
-            Flavor::List(c) => c.register_recv(oper, cx),
-            Flavor::Zero(c) => c.register_recv(oper, cx),
-            Flavor::Never => false,
-        }
-    }
-
-    fn unregister(&self, oper: Operation) {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.unregister_recv(oper),
-            Flavor::List(c) => c.unregister_recv(oper),
-            Flavor::Zero(c) => c.unregister_recv(oper),
-            Flavor::Never => {}
-        }
-    }
-
-    fn accept(&self, token: &mut Token, cx: &Context) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.sel_try_recv(token),
-            Flavor::List(c) => c.start_recv(token),
-            Flavor::Zero(c) => c.accept(token, cx),
-            Flavor::Never => false,
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => !c.is_empty() || c.is_disconnected(),
-            Flavor::List(c) => !c.is_empty() || c.is_disconnected(),
-            Flavor::Zero(c) => c.is_recv_ready(),
-            Flavor::Never => false,
-        }
-    }
-
-    fn watch(&self, oper: Operation, cx: &Context) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.watch_recv(oper, cx),
-            Flavor::List(c) => c.watch_recv(oper, cx),
-            Flavor::Zero(c) => c.watch_recv(oper, cx),
-            Flavor::Never => false,
-        }
-    }
-
-    fn unwatch(&self, oper: Operation) {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.unwatch_recv(oper),
-            Flavor::List(c) => c.unwatch_recv(oper),
-            Flavor::Zero(c) => c.unwatch_recv(oper),
-            Flavor::Never => {}
-        }
-    }
-}
-
-impl<T> SelectHandle for Sender<T> {
-    fn try_select(&self, token: &mut Token) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.sel_try_send(token),
-            Flavor::List(c) => c.start_send(token),
-            Flavor::Zero(c) => c.sel_try_send(token, None),
-            Flavor::Never => false,
-        }
-    }
-
-    fn register(&self, oper: Operation, cx: &Context) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.register_send(oper, cx),
-            Flavor::List(_) => true,
-            Flavor::Zero(c) => c.register_send(oper, cx),
-            Flavor::Never => false,
-        }
-    }
-
-    fn unregister(&self, oper: Operation) {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.unregister_send(oper),
-            Flavor::List(_) | Flavor::Never => {}
-            Flavor::Zero(c) => c.unregister_send(oper),
-        }
-    }
-
-    fn accept(&self, token: &mut Token, cx: &Context) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.sel_try_send(token),
-            Flavor::List(c) => c.start_send(token),
-            Flavor::Zero(c) => c.accept(token, cx),
-            Flavor::Never => false,
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => !c.is_full() || c.is_disconnected(),
-            Flavor::List(_) => true,
-            Flavor::Zero(c) => c.is_send_ready(),
-            Flavor::Never => false,
-        }
-    }
-
-    fn watch(&self, oper: Operation, cx: &Context) -> bool {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.watch_send(oper, cx),
-            Flavor::List(_) => true,
-            Flavor::Zero(c) => c.watch_send(oper, cx),
-            Flavor::Never => false,
-        }
-    }
-
-    fn unwatch(&self, oper: Operation) {
-        match &self.as_chan().flavor {
-            Flavor::Array(c) => c.unwatch_send(oper),
-            Flavor::List(_) | Flavor::Never => {}
-            Flavor::Zero(c) => c.unwatch_send(oper),
-        }
-    }
 }
 
 /// How long a selection may block.
 #[derive(Clone, Copy)]
-pub(crate) enum Timeout {
-    Now,
-    Never,
-    At(Instant),
+pub(crate) enum Blocking {
+    /// Not at all: only the non-blocking pass.
+    No,
+    /// Until some case is ready.
+    Forever,
+    /// Until some case is ready or the instant passes.
+    Until(Instant),
 }
 
-impl Timeout {
-    fn after(d: Duration) -> Timeout {
+impl Blocking {
+    fn after(d: Duration) -> Blocking {
         match Instant::now().checked_add(d) {
-            Some(t) => Timeout::At(t),
-            None => Timeout::Never,
+            Some(t) => Blocking::Until(t),
+            None => Blocking::Forever,
         }
     }
 
     fn deadline(self) -> Option<Instant> {
         match self {
-            Timeout::At(t) => Some(t),
+            Blocking::Until(t) => Some(t),
             _ => None,
         }
     }
@@ -250,17 +131,17 @@ fn sleep_until(deadline: Instant) {
     }
 }
 
-/// Run a selection; `None` when it timed out (or, with `Timeout::Now`, nothing was ready).
+/// Run a selection; `None` when it timed out (or, with `Blocking::No`, nothing was ready).
 pub(crate) fn run_select<'a>(
     cases: &mut [Case<'a>],
-    timeout: Timeout,
+    timeout: Blocking,
     biased: bool,
 ) -> Option<(Token, usize, *const u8)> {
     if cases.is_empty() {
         match timeout {
-            Timeout::Now => return None,
-            Timeout::Never => park_forever(),
-            Timeout::At(d) => {
+            Blocking::No => return None,
+            Blocking::Forever => park_forever(),
+            Blocking::Until(d) => {
                 sleep_until(d);
                 return None;
             }
@@ -277,14 +158,14 @@ pub(crate) fn run_select<'a>(
     }
     loop {
         let deadline = match timeout {
-            Timeout::Now => return None,
+            Blocking::No => return None,
             t => t.deadline(),
         };
-        let cx = Context::new();
+        let cx = Waiting::new();
         let sel = publish_and_wait(
             cases,
             &cx,
-            deadline,
+            wake_by(cases, deadline),
             |h, oper, cx| h.register(oper, cx),
             |h, oper| h.unregister(oper),
         );
@@ -315,18 +196,29 @@ pub(crate) fn run_select<'a>(
     }
 }
 
+/// When a blocked selection must wake up at the latest: the caller's `deadline` or the
+/// earliest deadline of a timer case (which is ready from then on, without a partner to wake
+/// the selection), whichever comes first.
+fn wake_by(cases: &[Case<'_>], deadline: Option<Instant>) -> Option<Instant> {
+    cases
+        .iter()
+        .filter_map(|c| c.0.deadline())
+        .chain(deadline)
+        .min()
+}
+
 /// Publish `cx` on every case in order with `publish` (blocked operations register, readiness
 /// observers watch), stopping early when a case reports itself ready (then abort `cx`) or `cx`
 /// was already claimed; park until `cx` is decided or `deadline` passes; then withdraw from
 /// every case published on. Returns how `cx` was decided.
 fn publish_and_wait(
     cases: &mut [Case<'_>],
-    cx: &Context,
+    cx: &Waiting,
     deadline: Option<Instant>,
-    publish: impl Fn(&dyn SelectHandle, Operation, &Context) -> bool,
+    publish: impl Fn(&dyn SelectHandle, Operation, &Waiting) -> bool,
     withdraw: impl Fn(&dyn SelectHandle, Operation),
 ) -> Selected {
-    let mut sel = Selected::Waiting;
+    let mut sel = Selected::Pending;
     let mut published = 0;
     for case in cases.iter_mut() {
         published += 1;
@@ -339,11 +231,11 @@ fn publish_and_wait(
             break;
         }
         sel = cx.selected();
-        if sel != Selected::Waiting {
+        if sel != Selected::Pending {
             break;
         }
     }
-    if sel == Selected::Waiting {
+    if sel == Selected::Pending {
         sel = cx.wait_until(deadline, "select");
     }
     for case in cases.iter_mut().take(published) {
@@ -354,12 +246,12 @@ fn publish_and_wait(
 }
 
 /// Wait until some case is ready (without performing it).
-pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Timeout, biased: bool) -> Option<usize> {
+pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Blocking, biased: bool) -> Option<usize> {
     if cases.is_empty() {
         match timeout {
-            Timeout::Now => return None,
-            Timeout::Never => park_forever(),
-            Timeout::At(d) => {
+            Blocking::No => return None,
+            Blocking::Forever => park_forever(),
+            Blocking::Until(d) => {
                 sleep_until(d);
                 return None;
             }
@@ -375,17 +267,17 @@ pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Timeout, biased: bool) 
             }
         }
         let deadline = match timeout {
-            Timeout::Now => return None,
+            Blocking::No => return None,
             t => t.deadline(),
         };
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        let cx = Context::new();
+        let cx = Waiting::new();
         let sel = publish_and_wait(
             cases,
             &cx,
-            deadline,
+            wake_by(cases, deadline),
             |h, oper, cx| h.watch(oper, cx),
             |h, oper| h.unwatch(oper),
         );
@@ -516,7 +408,7 @@ impl<'a> Select<'a> {
     }
 
     #[inline]
-    fn run(&mut self, timeout: Timeout) -> Option<SelectedOperation<'a>> {
+    fn run(&mut self, timeout: Blocking) -> Option<SelectedOperation<'a>> {
         self.with_cases(|cases, biased| run_select(cases, timeout, biased))
             .map(|(token, index, ptr)| SelectedOperation {
                 token,
@@ -530,13 +422,13 @@ impl<'a> Select<'a> {
     /// Perform one ready operation without blocking.
     #[inline]
     pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
-        self.run(Timeout::Now).ok_or(TrySelectError)
+        self.run(Blocking::No).ok_or(TrySelectError)
     }
 
     /// Block until one operation can proceed and select it. With no cases, blocks forever.
     #[inline]
     pub fn select(&mut self) -> SelectedOperation<'a> {
-        self.run(Timeout::Never)
+        self.run(Blocking::Forever)
             .expect("a selection without timeout always selects")
     }
 
@@ -545,7 +437,7 @@ impl<'a> Select<'a> {
         &mut self,
         timeout: Duration,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.run(Timeout::after(timeout)).ok_or(SelectTimeoutError)
+        self.run(Blocking::after(timeout)).ok_or(SelectTimeoutError)
     }
 
     /// As [`select`](Self::select), waiting until `deadline` at most.
@@ -553,31 +445,32 @@ impl<'a> Select<'a> {
         &mut self,
         deadline: Instant,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        self.run(Timeout::At(deadline)).ok_or(SelectTimeoutError)
+        self.run(Blocking::Until(deadline))
+            .ok_or(SelectTimeoutError)
     }
 
     /// The index of an operation that is ready now, without performing it.
     pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
-        self.with_cases(|c, b| run_ready(c, Timeout::Now, b))
+        self.with_cases(|c, b| run_ready(c, Blocking::No, b))
             .ok_or(TryReadyError)
     }
 
     /// Block until some operation is ready and return its index (another thread may still
     /// take it before you do: then retry).
     pub fn ready(&mut self) -> usize {
-        self.with_cases(|c, b| run_ready(c, Timeout::Never, b))
+        self.with_cases(|c, b| run_ready(c, Blocking::Forever, b))
             .expect("a selection without timeout always selects")
     }
 
     /// As [`ready`](Self::ready), waiting at most `timeout`.
     pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
-        self.with_cases(|c, b| run_ready(c, Timeout::after(timeout), b))
+        self.with_cases(|c, b| run_ready(c, Blocking::after(timeout), b))
             .ok_or(ReadyTimeoutError)
     }
 
     /// As [`ready`](Self::ready), waiting until `deadline` at most.
     pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, ReadyTimeoutError> {
-        self.with_cases(|c, b| run_ready(c, Timeout::At(deadline), b))
+        self.with_cases(|c, b| run_ready(c, Blocking::Until(deadline), b))
             .ok_or(ReadyTimeoutError)
     }
 }
@@ -589,17 +482,20 @@ impl SelectHandle for Noop {
     fn try_select(&self, _: &mut Token) -> bool {
         false
     }
-    fn register(&self, _: Operation, _: &Context) -> bool {
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    fn register(&self, _: Operation, _: &Waiting) -> bool {
         false
     }
     fn unregister(&self, _: Operation) {}
-    fn accept(&self, _: &mut Token, _: &Context) -> bool {
+    fn accept(&self, _: &mut Token, _: &Waiting) -> bool {
         false
     }
     fn is_ready(&self) -> bool {
         false
     }
-    fn watch(&self, _: Operation, _: &Context) -> bool {
+    fn watch(&self, _: Operation, _: &Waiting) -> bool {
         false
     }
     fn unwatch(&self, _: Operation) {}
@@ -692,182 +588,4 @@ impl fmt::Debug for SelectedOperation<'_> {
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
-}
-
-/// Wait until one of several channel operations can proceed, perform it, and run its arm
-/// (crossbeam-channel's syntax; Go's `select`).
-///
-/// ```
-/// use goro::chan::{bounded, after};
-/// use std::time::Duration;
-///
-/// let (tx, rx) = bounded::<i32>(1);
-/// tx.send(1).unwrap();
-/// goro::select! {
-///     recv(rx) -> msg => assert_eq!(msg, Ok(1)),
-///     recv(after(Duration::from_secs(1))) -> _ => panic!("timed out"),
-/// }
-/// ```
-///
-/// Cases: `recv(r) -> res => expr` (`res: Result<T, RecvError>`; a closed channel is ready and
-/// gives `Err`), `send(s, value) -> res => expr` (`value` is evaluated only if this case is
-/// chosen), and at most one `default => expr` (nothing ready: run it at once) or
-/// `default(timeout) => expr` (nothing became ready in time). Ready cases are chosen
-/// uniformly at random. An arm's body is an expression followed by `,`, or a block.
-#[macro_export]
-macro_rules! select {
-    ($($tokens:tt)*) => {
-        $crate::__goro_select!(@parse (new) () $($tokens)*)
-    };
-}
-
-/// As [`select!`](crate::select!), but ready cases are tried in the order they are written.
-#[macro_export]
-macro_rules! select_biased {
-    ($($tokens:tt)*) => {
-        $crate::__goro_select!(@parse (new_biased) () $($tokens)*)
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __goro_select {
-    // ---- parsing: normalise the cases into (kind (args) (pattern) (body)) groups ----
-    (@parse $ctor:tt ($($cases:tt)*)) => {
-        $crate::__goro_select!(@bind $ctor __goro_sel ($($cases)*))
-    };
-    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:block $($rest:tt)*) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($rest)*)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:block $($rest:tt)*) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($rest)*)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) default => $body:block $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) default => $body:block $($rest:tt)*) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($rest)*)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) default => $body:expr $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:block $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:block $($rest:tt)*) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($rest)*)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:expr $(, $($rest:tt)*)?) => {
-        $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($($rest)*)?)
-    };
-    (@parse $ctor:tt ($($cases:tt)*) $($bad:tt)+) => {
-        ::core::compile_error!(concat!(
-            "invalid select! case near `", stringify!($($bad)+),
-            "`: expected `recv(r) -> res => body`, `send(s, v) -> res => body`, ",
-            "`default => body` or `default(timeout) => body`"
-        ))
-    };
-
-    // ---- binding: evaluate each channel expression once, register it, keep its index ----
-    (@bind ($ctor:ident) $sel:ident ($($cases:tt)*)) => {{
-        #[allow(unused_mut)]
-        let mut $sel = $crate::chan::Select::$ctor();
-        $crate::__goro_select!(@bind2 $sel ($($cases)*) ())
-    }};
-    (@bind2 $sel:ident () ($($bound:tt)*)) => {
-        $crate::__goro_select!(@run $sel () () $($bound)*)
-    };
-    (@bind2 $sel:ident ((recv ($r:expr) ($res:pat) ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
-        match &$r {
-            __goro_r => {
-                let __goro_r: &$crate::chan::Receiver<_> = __goro_r;
-                let __goro_i = $sel.recv(__goro_r);
-                $crate::__goro_select!(@bind2 $sel ($($cases)*)
-                    ($($bound)* (recv __goro_r __goro_i ($res) ($body))))
-            }
-        }
-    };
-    (@bind2 $sel:ident ((send ($s:expr, $v:expr) ($res:pat) ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
-        match &$s {
-            __goro_s => {
-                let __goro_s: &$crate::chan::Sender<_> = __goro_s;
-                let __goro_i = $sel.send(__goro_s);
-                $crate::__goro_select!(@bind2 $sel ($($cases)*)
-                    ($($bound)* (send __goro_s __goro_i ($v) ($res) ($body))))
-            }
-        }
-    };
-    (@bind2 $sel:ident ((default () () ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
-        $crate::__goro_select!(@bind2 $sel ($($cases)*) ($($bound)* (default ($body))))
-    };
-    (@bind2 $sel:ident ((default_timeout ($t:expr) () ($body:expr)) $($cases:tt)*) ($($bound:tt)*)) => {
-        $crate::__goro_select!(@bind2 $sel ($($cases)*) ($($bound)* (default_timeout ($t) ($body))))
-    };
-
-    // ---- run: split off the default case, then dispatch on the chosen index ----
-    (@run $sel:ident ($($ops:tt)*) ($($def:tt)*) (default ($body:expr)) $($rest:tt)*) => {
-        $crate::__goro_select!(@run $sel ($($ops)*) ($($def)* (now ($body))) $($rest)*)
-    };
-    (@run $sel:ident ($($ops:tt)*) ($($def:tt)*) (default_timeout ($t:expr) ($body:expr)) $($rest:tt)*) => {
-        $crate::__goro_select!(@run $sel ($($ops)*) ($($def)* (timeout ($t) ($body))) $($rest)*)
-    };
-    (@run $sel:ident ($($ops:tt)*) ($($def:tt)*) $op:tt $($rest:tt)*) => {
-        $crate::__goro_select!(@run $sel ($($ops)* $op) ($($def)*) $($rest)*)
-    };
-    (@run $sel:ident ($($ops:tt)*) ()) => {{
-        let __goro_oper = $sel.select();
-        $crate::__goro_select!(@dispatch __goro_oper $($ops)*)
-    }};
-    (@run $sel:ident ($($ops:tt)*) ((now ($body:expr)))) => {{
-        match $sel.try_select() {
-            ::core::result::Result::Ok(__goro_oper) => {
-                $crate::__goro_select!(@dispatch __goro_oper $($ops)*)
-            }
-            ::core::result::Result::Err(_) => { $body }
-        }
-    }};
-    (@run $sel:ident ($($ops:tt)*) ((timeout ($t:expr) ($body:expr)))) => {{
-        match $sel.select_timeout($t) {
-            ::core::result::Result::Ok(__goro_oper) => {
-                $crate::__goro_select!(@dispatch __goro_oper $($ops)*)
-            }
-            ::core::result::Result::Err(_) => { $body }
-        }
-    }};
-    (@run $sel:ident ($($ops:tt)*) ($($def:tt)+)) => {
-        ::core::compile_error!("select! takes at most one `default` case")
-    };
-
-    (@dispatch $oper:ident) => {{
-        let _ = $oper;
-        ::core::unreachable!("select!: no case selected")
-    }};
-    (@dispatch $oper:ident (recv $r:ident $i:ident ($res:pat) ($body:expr)) $($rest:tt)*) => {
-        if $oper.index() == $i {
-            let $res = $oper.recv($r);
-            $body
-        } else {
-            $crate::__goro_select!(@dispatch $oper $($rest)*)
-        }
-    };
-    (@dispatch $oper:ident (send $s:ident $i:ident ($v:expr) ($res:pat) ($body:expr)) $($rest:tt)*) => {
-        if $oper.index() == $i {
-            let $res = $oper.send($s, $v);
-            $body
-        } else {
-            $crate::__goro_select!(@dispatch $oper $($rest)*)
-        }
-    };
 }

@@ -1,0 +1,254 @@
+//! The waiting side of a blocked channel operation: one [`Waiting`] per blocked `send`,
+//! `recv` or whole `select`, and the single compare-and-swap that decides it.
+//!
+//! A [`Waiting`] is an `Arc` holding
+//! - `select`: who won. It starts at [`Selected::Pending`] and is changed exactly once, by a
+//!   compare-and-swap, to `Aborted` (the waiter gave up: timeout), `Disconnected` (a channel
+//!   closed) or `Operation(id)` (a partner completed, or will complete, case `id`);
+//! - `packet`: for the rendezvous flavor, the address of the message slot the winner hands
+//!   over (stored right after the CAS, by the winner);
+//! - the waiter's [`Unparker`].
+//!
+//! Each case of the operation is registered in a channel's waiter list (`waker.rs`). A partner
+//! that wants to complete with a waiter *claims* it with the one CAS on `select`; whoever loses
+//! the CAS (a second partner, the waiter's own timeout, another case of the same select) leaves
+//! it alone. That single CAS is what makes a value impossible to lose or duplicate: a waiter
+//! that times out first CASes `Aborted`; if that fails, some partner claimed it and the waiter
+//! must complete that operation, timeout or not.
+//!
+//! Invariants:
+//! - a waiter is unparked only after the state it must observe is published;
+//! - a case id is the address of something on the waiter's stack that lives for the whole
+//!   operation, so ids of concurrent operations never collide and never equal one of the
+//!   reserved encodings ([`PENDING`], [`ABORTED`], [`DISCONNECTED`]).
+
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_utils::Backoff;
+
+use crate::park::{self, Unparker};
+
+/// `select` encoding of [`Selected::Pending`]: nobody has decided the operation yet.
+const PENDING: usize = 0;
+/// `select` encoding of [`Selected::Aborted`].
+const ABORTED: usize = 1;
+/// `select` encoding of [`Selected::Disconnected`].
+const DISCONNECTED: usize = 2;
+
+/// Identifies one case of one blocked operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Operation(usize);
+
+impl Operation {
+    /// The id of the case whose token/handle lives at `r`.
+    pub(crate) fn hook<T>(r: &mut T) -> Operation {
+        let val = r as *mut T as usize;
+        // The address of a live, non-zero-sized or not, stack value is never 0, 1 or 2 in practice;
+        // make sure (zero-sized values could have a dangling address).
+        assert!(
+            val > DISCONNECTED,
+            "goro: operation id collides with a reserved value"
+        );
+        Operation(val)
+    }
+}
+
+/// The outcome of a blocked operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selected {
+    Pending,
+    Aborted,
+    Disconnected,
+    Operation(Operation),
+}
+
+impl From<usize> for Selected {
+    fn from(v: usize) -> Selected {
+        match v {
+            PENDING => Selected::Pending,
+            ABORTED => Selected::Aborted,
+            DISCONNECTED => Selected::Disconnected,
+            oper => Selected::Operation(Operation(oper)),
+        }
+    }
+}
+
+impl From<Selected> for usize {
+    fn from(s: Selected) -> usize {
+        match s {
+            Selected::Pending => PENDING,
+            Selected::Aborted => ABORTED,
+            Selected::Disconnected => DISCONNECTED,
+            Selected::Operation(Operation(v)) => v,
+        }
+    }
+}
+
+struct Inner {
+    select: AtomicUsize,
+    packet: AtomicPtr<()>,
+    /// Who waits. Kept while the context sits in the per-thread cache: the next operation on
+    /// this thread is often by the same coroutine, which then reuses it without touching its
+    /// reference count (`park::refresh_current`).
+    unparker: Option<Unparker>,
+}
+
+thread_local! {
+    /// One spare context per OS thread (per worker, for coroutines): a blocking operation
+    /// takes it, and gives it back when it ends if nobody else holds a reference any more.
+    static SPARE: std::cell::Cell<Option<Arc<Inner>>> = const { std::cell::Cell::new(None) };
+}
+
+// Accessors of the thread-local: never inlined, and nothing borrowed from the thread-local
+// outlives the call, so no TLS address is cached across a coroutine switch.
+#[inline(never)]
+fn take_spare() -> Option<Arc<Inner>> {
+    SPARE.try_with(|s| s.take()).ok().flatten()
+}
+
+#[inline(never)]
+fn put_spare(inner: Arc<Inner>) {
+    let _ = SPARE.try_with(|s| s.set(Some(inner)));
+}
+
+/// The state of one blocked operation (see the module docs). Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub(crate) struct Waiting {
+    inner: Arc<Inner>,
+}
+
+impl Waiting {
+    /// A fresh context for the calling coroutine or thread.
+    pub(crate) fn new() -> Waiting {
+        if let Some(mut inner) = take_spare() {
+            if let Some(i) = Arc::get_mut(&mut inner) {
+                *i.select.get_mut() = PENDING;
+                *i.packet.get_mut() = ptr::null_mut();
+                park::refresh_current(&mut i.unparker);
+                return Waiting { inner };
+            }
+        }
+        Waiting {
+            inner: Arc::new(Inner {
+                select: AtomicUsize::new(PENDING),
+                packet: AtomicPtr::new(ptr::null_mut()),
+                unparker: Some(park::current()),
+            }),
+        }
+    }
+
+    /// The operation is over: keep the allocation for the next one if nobody else holds it.
+    pub(crate) fn release(self) {
+        let mut inner = self.inner;
+        if Arc::get_mut(&mut inner).is_some() {
+            put_spare(inner);
+        }
+    }
+
+    /// Claim this context: `Pending -> select`. `Err` carries the state someone else set.
+    pub(crate) fn try_select(&self, select: Selected) -> Result<(), Selected> {
+        self.inner
+            .select
+            .compare_exchange(PENDING, select.into(), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(Selected::from)
+    }
+
+    /// The current state.
+    pub(crate) fn selected(&self) -> Selected {
+        Selected::from(self.inner.select.load(Ordering::Acquire))
+    }
+
+    /// Publish the packet of the operation that claimed this context (winner only).
+    pub(crate) fn store_packet(&self, packet: *mut ()) {
+        if !packet.is_null() {
+            self.inner.packet.store(packet, Ordering::Release);
+        }
+    }
+
+    /// The packet stored by the winner. The winner stores it right after its CAS, without
+    /// blocking in between, so the wait is a few instructions at most.
+    pub(crate) fn wait_packet(&self) -> *mut () {
+        let backoff = Backoff::new();
+        loop {
+            let p = self.inner.packet.load(Ordering::Acquire);
+            if !p.is_null() {
+                return p;
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Wake the waiter.
+    pub(crate) fn unpark(&self) {
+        if let Some(u) = &self.inner.unparker {
+            u.unpark();
+        }
+    }
+
+    /// Whether both are the same context.
+    pub(crate) fn ptr_eq(&self, other: &Waiting) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Park until the state leaves `Pending` or the deadline passes (then try to abort).
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        reason: park::WaitReason,
+    ) -> Selected {
+        // A plain thread spins a little first: a partner is often about to arrive, and a
+        // futex round trip costs microseconds. A coroutine parks at once (parking is a switch,
+        // and spinning would only keep its partner on the same worker from running).
+        if !park::in_coroutine() {
+            let backoff = Backoff::new();
+            while !backoff.is_completed() {
+                let s = self.selected();
+                if s != Selected::Pending {
+                    return s;
+                }
+                backoff.snooze();
+            }
+        }
+        loop {
+            let s = self.selected();
+            if s != Selected::Pending {
+                return s;
+            }
+            match deadline {
+                None => park::park(reason),
+                Some(d) => {
+                    if Instant::now() >= d {
+                        return match self.try_select(Selected::Aborted) {
+                            Ok(()) => Selected::Aborted,
+                            Err(s) => s,
+                        };
+                    }
+                    park::park_until(d, reason);
+                }
+            }
+        }
+    }
+}
+
+/// Park until `flag` is set; the one who sets it unparks us afterwards.
+pub(crate) fn wait_flag(flag: &AtomicBool, reason: park::WaitReason) {
+    if flag.load(Ordering::Acquire) {
+        return;
+    }
+    if !park::in_coroutine() {
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if flag.load(Ordering::Acquire) {
+                return;
+            }
+            backoff.snooze();
+        }
+    }
+    while !flag.load(Ordering::Acquire) {
+        park::park(reason);
+    }
+}
