@@ -12,7 +12,7 @@ use super::select::SelectHandle;
 use super::side::Side;
 use super::token::Token;
 use super::waiting::{Operation, Waiting};
-use super::{array, list, never, zero, Flavor, Receiver, Sender};
+use super::{array, at, list, never, tick, zero, Flavor, Receiver, Sender};
 
 /// Evaluate `$body` with `$side` bound to the receiving end of `$chan`'s flavor.
 macro_rules! with_receiving {
@@ -28,6 +28,14 @@ macro_rules! with_receiving {
             }
             Flavor::Zero(c) => {
                 let $side = zero::Receiving(c);
+                $body
+            }
+            Flavor::At(c) => {
+                let $side = at::Receiving(c);
+                $body
+            }
+            Flavor::Tick(c) => {
+                let $side = tick::Receiving(c);
                 $body
             }
             Flavor::Never(_) => {
@@ -54,7 +62,9 @@ macro_rules! with_sending {
                 let $side = zero::Sending(c);
                 $body
             }
-            Flavor::Never(_) => unreachable!("no sender of a never channel exists"),
+            Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => {
+                unreachable!("timer and never channels have no sender")
+            }
         }
     };
 }

@@ -20,7 +20,7 @@
 //! (In the spirit of the comment atop Go's `runtime/chan.go`.)
 //!
 //! *Shape.* A channel is one `Arc<Chan<T>>` shared by every `Sender` and `Receiver`, holding
-//! a sender count, a receiver count and one of three flavors:
+//! a sender count, a receiver count and one of six flavors:
 //! - `zero` — `bounded(0)`: rendezvous. A mutex guards two waiter lists; a message moves
 //!   straight from the sender's packet to the receiver (or into the receiver's packet), never
 //!   through a buffer.
@@ -29,9 +29,17 @@
 //! - `list` — `unbounded()`: a linked list of 31-slot blocks, lock-free likewise; a send
 //!   allocates only when it opens a new block.
 //!
-//! Timer channels are ordinary array channels of capacity 1 fed by the shared timer facility
-//! (`sched::timers`) through a weak reference, so that a dropped receiver frees the channel
-//! without waiting for the timer; `never()` is a channel that nothing ever feeds or closes.
+//! Three more flavors only receive, with crossbeam-channel's semantics:
+//! - `at` — `at(when)`, `after(d)`: one message, the deadline, receivable from then on;
+//! - `tick` — `tick(d)`: a message whenever the next delivery time has come;
+//! - `never` — `never()`: nothing, ever (Go's nil channel).
+//!
+//! Nothing feeds them: a receiver reads the clock (and parks until the time, if it blocks), and
+//! a select over them wakes by their deadline. The timer channels of `goro::time` (Go's
+//! semantics: the firing instant, Go's `Tick(0)`, `Timer`/`Ticker`) are built above this
+//! module: ordinary array channels of capacity 1 that `time` feeds from the shared timer
+//! facility through a weak reference (`timer_channel`), so a dropped receiver frees the
+//! channel without waiting for its timer.
 //!
 //! *Blocking.* Everything that waits goes through `waiting.rs` and `waker.rs`: a blocked
 //! operation (a send, a receive, or a whole select) creates one `Waiting` and registers one
@@ -68,6 +76,7 @@
 //! 4. the counts: a channel is closed by the drop that takes senders or receivers to zero.
 
 mod array;
+mod at;
 pub(crate) mod err;
 mod handle;
 mod list;
@@ -75,6 +84,7 @@ mod never;
 mod select;
 mod select_macro;
 mod side;
+mod tick;
 mod token;
 mod waiting;
 mod waker;
@@ -100,6 +110,8 @@ pub(crate) enum Flavor<T> {
     Array(array::Channel<T>),
     List(list::Channel<T>),
     Zero(zero::Channel<T>),
+    At(at::Channel<T>),
+    Tick(tick::Channel<T>),
     Never(never::Channel),
 }
 
@@ -123,7 +135,9 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.disconnect(),
             Flavor::List(c) => c.disconnect(),
             Flavor::Zero(c) => c.disconnect(),
-            Flavor::Never(_) => false,
+            // Timer and never channels cannot be closed (crossbeam has no close; Go cannot
+            // close a receive-only channel).
+            Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => false,
         }
     }
 
@@ -132,7 +146,7 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.is_disconnected(),
             Flavor::List(c) => c.is_disconnected(),
             Flavor::Zero(c) => c.is_disconnected(),
-            Flavor::Never(_) => false,
+            Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => false,
         }
     }
 
@@ -140,6 +154,8 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => c.len(),
             Flavor::List(c) => c.len(),
+            Flavor::At(c) => c.len(),
+            Flavor::Tick(c) => c.len(),
             Flavor::Zero(_) | Flavor::Never(_) => 0,
         }
     }
@@ -148,6 +164,7 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => Some(c.capacity()),
             Flavor::List(_) => None,
+            Flavor::At(_) | Flavor::Tick(_) => Some(1),
             Flavor::Zero(_) | Flavor::Never(_) => Some(0),
         }
     }
@@ -156,6 +173,8 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => c.is_empty(),
             Flavor::List(c) => c.is_empty(),
+            Flavor::At(c) => c.is_empty(),
+            Flavor::Tick(c) => c.is_empty(),
             Flavor::Zero(_) | Flavor::Never(_) => true,
         }
     }
@@ -164,6 +183,8 @@ impl<T> Chan<T> {
         match &self.flavor {
             Flavor::Array(c) => c.is_full(),
             Flavor::List(_) => false,
+            Flavor::At(c) => c.is_full(),
+            Flavor::Tick(c) => c.is_full(),
             Flavor::Zero(_) | Flavor::Never(_) => true,
         }
     }
@@ -173,7 +194,9 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.try_send(msg),
             Flavor::List(c) => c.send(msg).map_err(TrySendError::Disconnected),
             Flavor::Zero(c) => c.try_send(msg),
-            Flavor::Never(_) => Err(TrySendError::Full(msg)),
+            Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => {
+                unreachable!("timer and never channels have no sender")
+            }
         }
     }
 
@@ -182,7 +205,9 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.send(msg, deadline),
             Flavor::List(c) => c.send(msg).map_err(SendTimeoutError::Disconnected),
             Flavor::Zero(c) => c.send(msg, deadline),
-            Flavor::Never(_) => unreachable!("no sender of a never channel exists"),
+            Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => {
+                unreachable!("timer and never channels have no sender")
+            }
         }
     }
 
@@ -191,6 +216,8 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.try_recv(),
             Flavor::List(c) => c.try_recv(),
             Flavor::Zero(c) => c.try_recv(),
+            Flavor::At(c) => c.try_recv(),
+            Flavor::Tick(c) => c.try_recv(),
             Flavor::Never(c) => c.try_recv(),
         }
     }
@@ -200,6 +227,8 @@ impl<T> Chan<T> {
             Flavor::Array(c) => c.recv(deadline),
             Flavor::List(c) => c.recv(deadline),
             Flavor::Zero(c) => c.recv(deadline),
+            Flavor::At(c) => c.recv(deadline),
+            Flavor::Tick(c) => c.recv(deadline),
             Flavor::Never(c) => c.recv(deadline),
         }
     }
@@ -207,12 +236,14 @@ impl<T> Chan<T> {
     /// # Safety
     /// `token` must come from a successful receive selection on this channel.
     unsafe fn read(&self, token: &mut Token) -> Result<T, ()> {
-        // SAFETY: forwarded contract.
+        // SAFETY: forwarded contract (the timer flavors' `read` needs none).
         unsafe {
             match &self.flavor {
                 Flavor::Array(c) => c.read(token.part()),
                 Flavor::List(c) => c.read(token.part()),
                 Flavor::Zero(c) => c.read(token.part()),
+                Flavor::At(c) => c.read(token.part()),
+                Flavor::Tick(c) => c.read(token.part()),
                 Flavor::Never(_) => unreachable!("a never channel is never selected"),
             }
         }
@@ -227,9 +258,21 @@ impl<T> Chan<T> {
                 Flavor::Array(c) => c.write(token.part(), msg),
                 Flavor::List(c) => c.write(token.part(), msg),
                 Flavor::Zero(c) => c.write(token.part(), msg),
-                Flavor::Never(_) => unreachable!("a never channel has no sender"),
+                Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => {
+                    unreachable!("timer and never channels have no sender")
+                }
             }
         }
+    }
+
+    /// Whether `self` and `other` are the same channel. Every never channel counts as the same
+    /// one (crossbeam's rule): none holds any state that could tell them apart.
+    fn same_as(self: &Arc<Self>, other: &Arc<Self>) -> bool {
+        Arc::ptr_eq(self, other)
+            || matches!(
+                (&self.flavor, &other.flavor),
+                (Flavor::Never(_), Flavor::Never(_))
+            )
     }
 }
 
@@ -274,14 +317,19 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-/// A receiver that never delivers a message and is never closed (Go's nil channel in a select).
+/// A receiver that never delivers a message and is never closed (Go's nil channel in a
+/// select, crossbeam-channel's `never`). All never channels are [`same_channel`] with each
+/// other.
+///
+/// [`same_channel`]: Receiver::same_channel
 pub fn never<T>() -> Receiver<T> {
     Receiver {
         chan: Chan::new(Flavor::Never(never::Channel)),
     }
 }
 
-/// A timer channel with no `Sender`: it is never closed by senders going away.
+/// A timer channel of `goro::time` (Go's semantics): fed by the shared timer facility through
+/// the returned weak reference; it has no `Sender`, so it is never closed by senders going away.
 pub(crate) fn timer_channel() -> (Weak<Chan<Instant>>, Receiver<Instant>) {
     let chan = Chan::new(Flavor::Array(array::Channel::with_capacity(1)));
     (Arc::downgrade(&chan), Receiver { chan })
@@ -295,16 +343,55 @@ pub(crate) fn timer_deliver(chan: &Weak<Chan<Instant>>, msg: Instant) -> bool {
     }
 }
 
-/// A receiver that gets one message, the instant it was sent, after `duration` (Go's
-/// `time.After`). It is never closed; further receives block.
-pub fn after(duration: Duration) -> Receiver<Instant> {
-    crate::time::after(duration)
+/// A receiver that delivers one message, the instant `when`, once `when` has come
+/// (crossbeam-channel's `at`). Then it is empty forever; it is never closed (`close` does
+/// nothing). No timer is involved: receivers and selects look at the clock, and a blocked one
+/// parks until `when`.
+///
+/// ```
+/// use goro::chan;
+/// use std::time::{Duration, Instant};
+///
+/// let when = Instant::now() + Duration::from_millis(5);
+/// assert_eq!(chan::at(when).recv(), Ok(when));
+/// ```
+pub fn at(when: Instant) -> Receiver<Instant> {
+    Receiver {
+        chan: Chan::new(Flavor::At(at::Channel::new(when))),
+    }
 }
 
-/// A receiver that gets a message every `duration` (Go's `time.Tick`); a slow receiver misses
-/// ticks rather than queueing them.
+/// A receiver that delivers one message after `duration`: the deadline (the instant of the
+/// call plus `duration`), not the instant it was received (crossbeam-channel's `after`; as
+/// [`at`]). A `duration` too long to represent gives a channel that never delivers. For Go's
+/// `time.After` (the firing instant, delivered by a timer) use [`goro::time::after`].
+///
+/// In a select, a timer channel whose deadline has passed is ready like any channel holding a
+/// message, so of two `after` cases the earlier one wins.
+///
+/// [`goro::time::after`]: crate::time::after
+pub fn after(duration: Duration) -> Receiver<Instant> {
+    match Instant::now().checked_add(duration) {
+        Some(when) => at(when),
+        None => never(),
+    }
+}
+
+/// A receiver that delivers a message every `duration` (crossbeam-channel's `tick`): each
+/// message is the time the tick was due; the next tick is due `duration` after the later of
+/// that time and the moment it was received, so a slow receiver misses ticks instead of
+/// collecting them. A zero `duration` delivers on every receive. It is never closed. For Go's
+/// `time.Tick` (a zero period never delivers; ticks keep to the period grid) use
+/// [`goro::time::tick`].
+///
+/// [`goro::time::tick`]: crate::time::tick
 pub fn tick(duration: Duration) -> Receiver<Instant> {
-    crate::time::tick(duration)
+    match tick::Channel::new(duration) {
+        Some(c) => Receiver {
+            chan: Chan::new(Flavor::Tick(c)),
+        },
+        None => never(),
+    }
 }
 
 /// The sending side of a channel. Clone it for more senders.
@@ -480,9 +567,10 @@ impl<T> Receiver<T> {
         self.chan.capacity()
     }
 
-    /// Whether both receivers belong to the same channel.
+    /// Whether both receivers belong to the same channel (every [`never`] channel is the
+    /// same channel).
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
+        self.chan.same_as(&other.chan)
     }
 
     pub(crate) fn as_chan(&self) -> &Chan<T> {

@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use super::err::{RecvTimeoutError, TryRecvError};
 use super::side::Side;
-use super::waiting::{Operation, Waiting};
-use crate::park;
+use super::waiting::{self, Operation, Waiting};
 
 /// A channel that nothing ever feeds or closes.
 pub(crate) struct Channel;
@@ -20,17 +19,8 @@ impl Channel {
 
     /// Block forever (or until the deadline, then time out).
     pub(crate) fn recv<T>(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        loop {
-            match deadline {
-                None => park::park("chan receive (nil chan)"),
-                Some(d) => {
-                    if Instant::now() >= d {
-                        return Err(RecvTimeoutError::Timeout);
-                    }
-                    park::park_until(d, "chan receive (nil chan)");
-                }
-            }
-        }
+        waiting::sleep_until(deadline, "chan receive (nil chan)");
+        Err(RecvTimeoutError::Timeout)
     }
 }
 

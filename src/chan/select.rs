@@ -27,7 +27,7 @@ use super::err::{
     ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
 };
 use super::token::Token;
-use super::waiting::{Operation, Selected, Waiting};
+use super::waiting::{self, Operation, Selected, Waiting};
 use super::{Receiver, Sender};
 
 /// One end of one channel as a select case, type-erased (implemented for `Receiver` and
@@ -119,18 +119,6 @@ fn shuffle(cases: &mut [Case<'_>]) {
     }
 }
 
-fn park_forever() -> ! {
-    loop {
-        crate::park::park("select (no cases)");
-    }
-}
-
-fn sleep_until(deadline: Instant) {
-    while Instant::now() < deadline {
-        crate::park::park_until(deadline, "select (no cases)");
-    }
-}
-
 /// Run a selection; `None` when it timed out (or, with `Blocking::No`, nothing was ready).
 pub(crate) fn run_select<'a>(
     cases: &mut [Case<'a>],
@@ -140,9 +128,12 @@ pub(crate) fn run_select<'a>(
     if cases.is_empty() {
         match timeout {
             Blocking::No => return None,
-            Blocking::Forever => park_forever(),
+            Blocking::Forever => {
+                waiting::sleep_until(None, "select (no cases)");
+                unreachable!("sleep_until(None) never returns")
+            }
             Blocking::Until(d) => {
-                sleep_until(d);
+                waiting::sleep_until(Some(d), "select (no cases)");
                 return None;
             }
         }
@@ -250,9 +241,12 @@ pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Blocking, biased: bool)
     if cases.is_empty() {
         match timeout {
             Blocking::No => return None,
-            Blocking::Forever => park_forever(),
+            Blocking::Forever => {
+                waiting::sleep_until(None, "select (no cases)");
+                unreachable!("sleep_until(None) never returns")
+            }
             Blocking::Until(d) => {
-                sleep_until(d);
+                waiting::sleep_until(Some(d), "select (no cases)");
                 return None;
             }
         }

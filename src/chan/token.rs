@@ -3,6 +3,7 @@
 //! part of the flavor it chose; `read`/`write` on that flavor consume it.
 
 use super::array::ArrayToken;
+use super::at::TimerToken;
 use super::list::ListToken;
 use super::zero::ZeroToken;
 
@@ -12,6 +13,8 @@ pub(crate) struct Token {
     array: ArrayToken,
     list: ListToken,
     zero: ZeroToken,
+    /// Shared by the two timer flavors (at and tick).
+    timer: TimerToken,
     never: (),
 }
 
@@ -46,6 +49,13 @@ impl TokenPart for ZeroToken {
     #[inline]
     fn of(token: &mut Token) -> &mut Self {
         &mut token.zero
+    }
+}
+
+impl TokenPart for TimerToken {
+    #[inline]
+    fn of(token: &mut Token) -> &mut Self {
+        &mut token.timer
     }
 }
 

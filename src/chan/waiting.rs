@@ -234,6 +234,21 @@ impl Waiting {
     }
 }
 
+/// Park with nobody to wake the caller until `deadline` passes, or forever with `None` (a timer
+/// channel waiting for its time, a receive that can never complete).
+pub(crate) fn sleep_until(deadline: Option<Instant>, reason: park::WaitReason) {
+    match deadline {
+        None => loop {
+            park::park(reason);
+        },
+        Some(d) => {
+            while Instant::now() < d {
+                park::park_until(d, reason);
+            }
+        }
+    }
+}
+
 /// Park until `flag` is set; the one who sets it unparks us afterwards.
 pub(crate) fn wait_flag(flag: &AtomicBool, reason: park::WaitReason) {
     if flag.load(Ordering::Acquire) {

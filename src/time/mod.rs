@@ -1,9 +1,13 @@
-//! Time: Go's `time.Sleep`, `time.After`, `time.Tick`, `Timer`, `Ticker` and `AfterFunc`.
+//! Time: Go's `time.Sleep`, `time.After`, `time.Tick`, `Timer`, `Ticker` and `AfterFunc`, with
+//! Go's semantics. (`goro::chan::after`, `at` and `tick` are the crossbeam-channel versions:
+//! `chan::after` delivers its deadline, `chan::tick(0)` fires on every receive; here `after`
+//! delivers the instant the timer fired and `tick(0)` never delivers, as in Go.)
 //!
 //! Everything is built on the shared timer facility (`sched::timers`: one-shot callbacks at a
 //! deadline) and on `park_until` (for `sleep` and every `*_timeout`, which need no timer
-//! object). Timer channels are ordinary channels of capacity 1 (see `chan`), fed by timer
-//! callbacks through a weak reference: a timer never keeps a dropped receiver's channel alive.
+//! object). This module sits above `chan`: its timer channels are ordinary channels of
+//! capacity 1 (`chan::timer_channel`), fed by timer callbacks through a weak reference, so a
+//! timer never keeps a dropped receiver's channel alive.
 //!
 //! `Timer` and `Ticker` follow Go 1.23+: every arming carries a sequence number; `stop` and
 //! `reset` bump it under the timer's lock, cancel the pending callback and drain the channel,
@@ -38,8 +42,10 @@ pub fn sleep(d: Duration) {
     }
 }
 
-/// A channel that receives the current instant once, after `d` (Go's `time.After`,
-/// crossbeam-channel's `after`). It is never closed; after its one message, receives block.
+/// A channel that receives the current instant once, after `d` (Go's `time.After`: the message
+/// is the instant the timer fired). It is never closed; after its one message, receives block.
+/// [`chan::after`](crate::chan::after) is crossbeam-channel's version (it delivers the
+/// deadline, and needs no timer).
 pub fn after(d: Duration) -> Receiver<Instant> {
     let (weak, rx) = chan::timer_channel();
     if d.is_zero() {
@@ -52,9 +58,10 @@ pub fn after(d: Duration) -> Receiver<Instant> {
     rx
 }
 
-/// A channel that receives the current instant every `d` (Go's `time.Tick`, crossbeam's
-/// `tick`); a slow receiver misses ticks, it never gets a backlog. It runs until the receiver
-/// is dropped. As Go's `Tick`, a zero period gives a channel that never delivers.
+/// A channel that receives the current instant every `d` (Go's `time.Tick`); a slow receiver
+/// misses ticks, it never gets a backlog. It runs until the receiver is dropped. As Go's
+/// `Tick`, a zero period gives a channel that never delivers ([`chan::tick`](crate::chan::tick),
+/// crossbeam-channel's version, fires on every receive instead).
 pub fn tick(d: Duration) -> Receiver<Instant> {
     if d.is_zero() {
         return chan::never();
