@@ -229,7 +229,7 @@ impl RawMutex {
                 drop(q);
                 return;
             }
-            // NOTIFIED: we now own WOKEN and compete again.
+            // RETRY: we now own WOKEN and compete again.
             awoke = true;
             spins = 0;
             starving = starving || start.elapsed() >= STARVATION_THRESHOLD;
@@ -272,7 +272,7 @@ impl RawMutex {
                     }
                     drop(q);
                     match w {
-                        Some(w) => w.wake(super::waiter::NOTIFIED),
+                        Some(w) => w.wake(super::waiter::RETRY),
                         None => {
                             self.state.fetch_and(!WOKEN, Relaxed);
                         }
