@@ -193,6 +193,7 @@ impl OneShot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::Rng;
     use std::sync::atomic::{AtomicBool, AtomicU64};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -219,13 +220,6 @@ mod tests {
         } else {
             crate::gosched();
         }
-    }
-
-    fn xorshift(x: &mut u64) -> u64 {
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x
     }
 
     /// Wait for `done` to reach `want`, failing if `progress` stops moving for 10 s (a lost
@@ -266,13 +260,13 @@ mod tests {
             {
                 let (slot, stop) = (slot.clone(), stop.clone());
                 start(setter_on_thread, move || {
-                    let mut rng = 0x9E37_79B9 + pairing;
+                    let rng = Rng::new(0x9E37_79B9 + pairing);
                     while !stop.load(Ordering::Acquire) {
                         let Some(r) = slot.lock().unwrap().take() else {
                             pause(setter_on_thread);
                             continue;
                         };
-                        for _ in 0..xorshift(&mut rng) % 128 {
+                        for _ in 0..rng.next_u64() % 128 {
                             std::hint::spin_loop();
                         }
                         let v = r.data.load(Ordering::Relaxed) + 1;
@@ -283,10 +277,10 @@ mod tests {
             }
             let (done, progress) = (done.clone(), progress.clone());
             start(waiter_on_thread, move || {
-                let mut rng = 0x51_7CC1_B727 + pairing;
+                let rng = Rng::new(0x51_7CC1_B727 + pairing);
                 let far = Instant::now() + Duration::from_secs(3600);
                 for i in 0..ROUNDS {
-                    let lazy = xorshift(&mut rng) % 2 == 0;
+                    let lazy = rng.next_u64() % 2 == 0;
                     let shot = if lazy {
                         OneShot::new()
                     } else {
@@ -297,12 +291,12 @@ mod tests {
                         data: AtomicU64::new(i * 2),
                     });
                     *slot.lock().unwrap() = Some(r.clone());
-                    for _ in 0..xorshift(&mut rng) % 128 {
+                    for _ in 0..rng.next_u64() % 128 {
                         std::hint::spin_loop();
                     }
                     // SAFETY: this waiter is the only one to arm this round's OneShot.
                     let wait = !lazy || unsafe { r.shot.arm() };
-                    let got = match (wait, xorshift(&mut rng) % 2 == 0) {
+                    let got = match (wait, rng.next_u64() % 2 == 0) {
                         (false, _) => r.shot.get().expect("arm failed, so the value is set"),
                         (true, true) => r.shot.wait("test oneshot"),
                         (true, false) => r

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
-use super::waiter::{lock, remove, Waiter, RETRY};
+use super::waiter::{remove, Waiter, RETRY};
+use crate::util::lock;
 
 /// A condition variable (Go's `sync.Cond`) used with goro's [`Mutex`](super::Mutex).
 ///

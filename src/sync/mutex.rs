@@ -42,7 +42,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::waiter::{lock, Waiter, GRANTED};
+use super::waiter::{Waiter, GRANTED};
+use crate::util::lock;
 
 const LOCKED: u32 = 1;
 const WOKEN: u32 = 2;

@@ -9,7 +9,7 @@
 //! waiter) makes whatever the waker wrote before `wake` visible to the waiter after `wait`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, MutexGuard as StdGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::park::{self, OneShot, WaitReason};
@@ -48,12 +48,6 @@ impl Waiter {
     pub(super) fn wait_until(&self, deadline: Instant, reason: WaitReason) -> Option<usize> {
         self.outcome.wait_until(deadline, reason)
     }
-}
-
-/// Lock an internal queue, ignoring poisoning (nothing can panic while these locks are held,
-/// and a poisoned flag must never turn into a user-visible panic).
-pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> StdGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Remove `w` from `q` if it is still queued; true if it was.
