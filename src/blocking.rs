@@ -41,7 +41,7 @@ static POOL: Pool = Pool {
 };
 
 fn lock() -> std::sync::MutexGuard<'static, PoolState> {
-    POOL.state.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(&POOL.state)
 }
 
 fn submit(job: Job) {
@@ -125,7 +125,7 @@ where
     crate::sched::add_wake_source();
     submit(Box::new(move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));
-        *s.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        *crate::util::lock(&s.result) = Some(r);
         s.done.store(true, Ordering::Release);
         waiter.unpark();
     }));
@@ -133,10 +133,7 @@ where
         park::park("blocking call");
     }
     crate::sched::remove_wake_source();
-    let r = slot
-        .result
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    let r = crate::util::lock(&slot.result)
         .take()
         .expect("result stored before done");
     match r {

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use crate::chan::{self, Receiver, Sender};
 use crate::sched::timers::{self, TimerHandle};
+use crate::util::lock;
 
 /// Why a context is done (Go's `context.Canceled` / `context.DeadlineExceeded`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,10 +174,6 @@ impl Hasher for PtrHasher {
         let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.0 = h ^ (h >> 32);
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One shared, already-closed channel for contexts whose `done` is first asked for after they

@@ -58,7 +58,7 @@ unsafe impl Send for SendPtr {}
 static GLOBAL: Mutex<Vec<SendPtr>> = Mutex::new(Vec::new());
 
 fn global() -> std::sync::MutexGuard<'static, Vec<SendPtr>> {
-    GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(&GLOBAL)
 }
 
 thread_local! {

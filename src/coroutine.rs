@@ -28,7 +28,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::arch::Context;
-use crate::park::{self, Unparker};
+use crate::park::{self, OneShot};
 use crate::sched;
 use crate::stack::overflow::RunningInfo;
 use crate::stack::{self, Stack};
@@ -149,9 +149,8 @@ impl Co {
     {
         let task = Task {
             join: JoinInner {
-                state: AtomicU8::new(J_RUNNING),
+                done: OneShot::new(),
                 result: UnsafeCell::new(None),
-                waiter: UnsafeCell::new(None),
             },
             f: UnsafeCell::new(Some(f)),
         };
@@ -242,19 +241,21 @@ impl Drop for Co {
 // ---------------------------------------------------------------------------------------------
 // Join
 
-const J_RUNNING: u8 = 0;
-const J_WAITING: u8 = 1;
-const J_DONE: u8 = 2;
-/// The handle was dropped before the coroutine finished: the coroutine drops its own result.
-const J_DETACHED: u8 = 3;
+/// `JoinInner::done`'s values (it is unset while the coroutine runs and nobody dropped the
+/// handle): the coroutine finished and the result is in the slot ...
+const J_DONE: usize = 0;
+/// ... or the handle was dropped first: the coroutine drops its own result.
+const J_DETACHED: usize = 1;
 
 /// The result slot shared by a coroutine and its `JoinHandle`. Whichever of the two finishes
 /// last drops an unjoined result: the handle's `Drop` if the coroutine was done, else the
 /// coroutine itself (so a result's `Drop` never runs inside the scheduler).
+///
+/// `done` is set once, by whichever comes first: the coroutine (`J_DONE`, after writing
+/// `result`) or the dropped handle (`J_DETACHED`). A joiner arms it and waits for `J_DONE`.
 pub(crate) struct JoinInner<T> {
-    state: AtomicU8,
+    done: OneShot,
     result: UnsafeCell<Option<Result<T, JoinError>>>,
-    waiter: UnsafeCell<Option<Unparker>>,
 }
 
 /// A spawned closure and its result slot, kept in (or hanging off) the control block.
@@ -315,25 +316,18 @@ impl<T> JoinInner<T> {
         // Uncount the coroutine before anyone can observe its completion (API: "a coroutine is
         // uncounted before its join returns").
         sched::coroutine_exiting();
-        match self.state.swap(J_DONE, Ordering::AcqRel) {
-            J_WAITING => {
-                // SAFETY: the joiner wrote `waiter` before publishing J_WAITING and never
-                // touches it again until it sees J_DONE.
-                if let Some(w) = unsafe { (*self.waiter.get()).take() } {
-                    w.unpark();
-                }
+        // Sets `done` (Release: the result write above is visible to the joiner that sees
+        // J_DONE) and unparks an armed joiner; fails only if the handle was dropped first.
+        if let Err(J_DETACHED) = self.done.try_set(J_DONE) {
+            // Nobody will join: drop the result here, on the coroutine, where a panicking
+            // `Drop` is reported rather than unwinding into the scheduler.
+            // SAFETY: the handle is gone (its J_DETACHED was read with Acquire); the slot is
+            // ours alone.
+            let r = unsafe { (*self.result.get()).take() };
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(r))) {
+                let msg = panic_message(&*p).unwrap_or("(no message)");
+                eprintln!("goro: dropping a coroutine's unjoined result panicked: {msg}");
             }
-            J_DETACHED => {
-                // Nobody will join: drop the result here, on the coroutine, where a panicking
-                // `Drop` is reported rather than unwinding into the scheduler.
-                // SAFETY: the handle is gone; the slot is ours alone.
-                let r = unsafe { (*self.result.get()).take() };
-                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(r))) {
-                    let msg = panic_message(&*p).unwrap_or("(no message)");
-                    eprintln!("goro: dropping a coroutine's unjoined result panicked: {msg}");
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -368,26 +362,19 @@ impl<T> JoinHandle<T> {
     /// Parks the calling coroutine, or blocks the calling thread.
     pub fn join(self) -> Result<T, JoinError> {
         let inner = self.slot();
-        if inner.state.load(Ordering::Acquire) != J_DONE {
-            // SAFETY: until we publish J_WAITING the coroutine does not read `waiter`.
-            unsafe { *inner.waiter.get() = Some(park::current()) };
-            if inner
-                .state
-                .compare_exchange(J_RUNNING, J_WAITING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                while inner.state.load(Ordering::Acquire) != J_DONE {
-                    park::park("coroutine join");
-                }
-            }
+        // SAFETY: `join` consumes the only handle, so this is the one `arm` of `done` ever.
+        if unsafe { inner.done.arm() } {
+            inner.done.wait("coroutine join");
         }
-        // SAFETY: J_DONE was observed with acquire; the coroutine wrote the result before.
+        // `done` can only be J_DONE here (J_DETACHED is set by this handle's `Drop`), seen
+        // with Acquire; the coroutine wrote the result before.
+        // SAFETY: the coroutine no longer touches the slot once J_DONE is set.
         unsafe { (*inner.result.get()).take() }.expect("goro: coroutine result taken twice")
     }
 
     /// Whether the coroutine has finished (its result is ready for `join`).
     pub fn is_finished(&self) -> bool {
-        self.slot().state.load(Ordering::Acquire) == J_DONE
+        self.slot().done.get() == Some(J_DONE)
     }
 
     /// The coroutine's id (as shown by `runtime::dump`).
@@ -399,7 +386,7 @@ impl<T> JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let inner = self.slot();
-        if inner.state.swap(J_DETACHED, Ordering::AcqRel) == J_DONE {
+        if inner.done.try_set(J_DETACHED) == Err(J_DONE) {
             // The coroutine finished first: an unjoined result is ours to drop (`join` took
             // it already if it ran).
             // SAFETY: J_DONE seen with acquire; the coroutine no longer touches the slot.

@@ -63,6 +63,7 @@ pub mod signal;
 pub(crate) mod stack;
 pub mod sync;
 pub mod time;
+pub(crate) mod util;
 
 pub use blocking::blocking;
 #[doc(hidden)]

@@ -127,7 +127,7 @@ pub fn dump() -> String {
     let mut started = 0usize;
     for i in 0..r.created() {
         let Some(w) = r.worker(i) else { continue };
-        let reg = w.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = crate::util::lock(&w.registry);
         for co in reg.slots.iter().flatten() {
             started += 1;
             let _ = write!(out, "coroutine {}", co.id);

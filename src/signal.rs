@@ -77,7 +77,7 @@ struct State {
 static REGISTRY: Mutex<Option<State>> = Mutex::new(None);
 
 fn registry() -> std::sync::MutexGuard<'static, Option<State>> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(&REGISTRY)
 }
 
 fn invalid(sig: i32) -> io::Error {

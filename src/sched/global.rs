@@ -26,7 +26,7 @@ impl GlobalQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<CoRef>> {
-        self.q.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.q)
     }
 
     pub(crate) fn len(&self) -> usize {

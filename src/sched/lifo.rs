@@ -44,7 +44,7 @@ impl Lifo {
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<CoRef>> {
-        self.items.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::lock(&self.items)
     }
 
     /// Entries (a snapshot; exact only under the lock).

@@ -260,7 +260,7 @@ impl Runtime {
 
     /// Start worker threads until `n` exist; wake retired ones below `n`.
     pub(crate) fn grow_workers(&'static self, n: usize) {
-        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        let mut created = crate::util::lock(&self.created);
         while *created < n {
             let i = *created;
             let shared: &'static WorkerShared = Box::leak(Box::new(WorkerShared {

@@ -44,7 +44,7 @@ pub(crate) fn intern(reason: &'static str) -> u8 {
             return i as u8;
         }
         if cur.is_null() {
-            let _g = CLAIM.lock().unwrap_or_else(|e| e.into_inner());
+            let _g = crate::util::lock(&CLAIM);
             let cur = s.ptr.load(Ordering::Acquire);
             if cur.is_null() {
                 s.len.store(reason.len(), Ordering::Relaxed);

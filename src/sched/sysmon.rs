@@ -163,7 +163,7 @@ fn all_asleep(r: &'static Runtime) -> bool {
         {
             return false;
         }
-        let reg = w.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = crate::util::lock(&w.registry);
         for co in reg.slots.iter().flatten() {
             started += 1;
             if co.state.load(Ordering::SeqCst) == PARKED {

@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
+use crate::util::lock;
+
 const PENDING: u8 = 0;
 const FIRED: u8 = 1;
 const CANCELLED: u8 = 2;
@@ -105,10 +107,6 @@ impl Queue {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn queue() -> &'static Queue {

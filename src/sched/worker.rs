@@ -16,6 +16,7 @@ use super::{rt, CoRef, Runtime, WorkerShared};
 use crate::arch::Context;
 use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
 use crate::stack::overflow::{self, RunningInfo};
+use crate::util::{random_u64, Rng};
 
 /// Scheduling rounds between fairness checks (global queue, inbox, timeouts).
 const FAIRNESS_TICKS: u64 = 61;
@@ -64,7 +65,7 @@ pub(crate) struct WorkerLocal {
     stale: Cell<usize>,
     streak: Cell<u32>,
     schedtick: Cell<u64>,
-    rng: Cell<u64>,
+    rng: Rng,
 }
 
 thread_local! {
@@ -260,16 +261,6 @@ impl WorkerLocal {
         h.peek().map(|t| t.deadline)
     }
 
-    fn next_rand(&self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     /// Find the next coroutine to run without sleeping.
     fn find_runnable(&self, r: &'static Runtime) -> Option<Next> {
         let tick = self.schedtick.get().wrapping_add(1);
@@ -354,7 +345,7 @@ impl WorkerLocal {
         if n <= 1 {
             return None;
         }
-        let start = self.next_rand() as usize % n;
+        let start = self.rng.next_u64() as usize % n;
         for k in 0..n {
             let i = (start + k) % n;
             if i == self.shared.index {
@@ -589,12 +580,7 @@ impl WorkerLocal {
             }
         }
         co.owner.store(self.shared.index, Ordering::Relaxed);
-        let slot = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(co.clone());
+        let slot = crate::util::lock(&self.shared.registry).insert(co.clone());
         co.slot.store(slot, Ordering::Relaxed);
         co.state.store(RUNNING, Ordering::Release);
         let cop = CoRef::as_ptr(co);
@@ -631,12 +617,7 @@ impl WorkerLocal {
         let co = unsafe { &*cop };
         co.state.store(DONE, Ordering::Release);
         let slot = co.slot.load(Ordering::Relaxed);
-        let removed = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(slot);
+        let removed = crate::util::lock(&self.shared.registry).remove(slot);
         drop(removed);
     }
 }
@@ -689,8 +670,8 @@ pub(crate) fn run(shared: &'static WorkerShared) {
 }
 
 fn run_loop(shared: &'static WorkerShared) {
-    let seed =
-        0x9E37_79B9_7F4A_7C15u64 ^ (shared.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    // Per-thread random bits, mixed with the index so that workers never share a sequence.
+    let seed = random_u64() ^ (shared.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
         shared,
         current: Cell::new(std::ptr::null()),
@@ -701,7 +682,7 @@ fn run_loop(shared: &'static WorkerShared) {
         retiring: Cell::new(false),
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
-        rng: Cell::new(seed | 1),
+        rng: Rng::new(seed),
     }));
     LOCAL.with(|c| c.set(local));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no

@@ -67,7 +67,7 @@ static GLOBAL: Mutex<Global> = Mutex::new(Global {
 
 fn global() -> MutexGuard<'static, Global> {
     // Nothing in this module panics while holding the lock with the data half-updated.
-    GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
+    crate::util::lock(&GLOBAL)
 }
 
 impl Global {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::mutex::MutexGuard;
-use super::waiter::{lock, remove, Waiter, NOTIFIED, WAITING};
+use super::waiter::{remove, Waiter, RETRY};
+use crate::util::lock;
 
 /// A condition variable (Go's `sync.Cond`) used with goro's [`Mutex`](super::Mutex).
 ///
@@ -73,7 +74,7 @@ impl Condvar {
         lock(&self.waiters).push_back(w.clone());
         drop(guard);
         let mut timed_out = false;
-        if w.wait_until(deadline, "sync.Cond.Wait") == WAITING {
+        if w.wait_until(deadline, "sync.Cond.Wait").is_none() {
             if remove(&mut lock(&self.waiters), &w) {
                 timed_out = true;
             } else {
@@ -88,7 +89,7 @@ impl Condvar {
     pub fn notify_one(&self) {
         let w = lock(&self.waiters).pop_front();
         if let Some(w) = w {
-            w.wake(NOTIFIED);
+            w.wake(RETRY);
         }
     }
 
@@ -96,7 +97,7 @@ impl Condvar {
     pub fn notify_all(&self) {
         let all = std::mem::take(&mut *lock(&self.waiters));
         for w in all {
-            w.wake(NOTIFIED);
+            w.wake(RETRY);
         }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! Common shape of the slow paths: each primitive keeps its waiters in a small queue guarded by
 //! a `std::sync::Mutex` that is held only for a few instructions and never across a park. A
-//! waiter is an `Arc<Waiter>` (its `Unparker` plus a state word). It is pushed onto the queue
+//! waiter is an `Arc<Waiter>` (a `park::OneShot` armed for it: its `Unparker` plus a state word). It is pushed onto the queue
 //! *before* the waiter re-checks and parks, and the waker changes its state *before* unparking
 //! it, so a wake-up can never be lost; the waiter loops on its state word, so spurious returns
 //! from `park` are harmless.

@@ -42,7 +42,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::waiter::{lock, Waiter, GRANTED};
+use super::waiter::{Waiter, GRANTED};
+use crate::util::lock;
 
 const LOCKED: u32 = 1;
 const WOKEN: u32 = 2;
@@ -229,7 +230,7 @@ impl RawMutex {
                 drop(q);
                 return;
             }
-            // NOTIFIED: we now own WOKEN and compete again.
+            // RETRY: we now own WOKEN and compete again.
             awoke = true;
             spins = 0;
             starving = starving || start.elapsed() >= STARVATION_THRESHOLD;
@@ -272,7 +273,7 @@ impl RawMutex {
                     }
                     drop(q);
                     match w {
-                        Some(w) => w.wake(super::waiter::NOTIFIED),
+                        Some(w) => w.wake(super::waiter::RETRY),
                         None => {
                             self.state.fetch_and(!WOKEN, Relaxed);
                         }

@@ -9,7 +9,8 @@
 use std::sync::atomic::{AtomicU8, Ordering::*};
 use std::sync::Arc;
 
-use super::waiter::{lock, Waiter, GRANTED};
+use super::waiter::{Waiter, GRANTED};
+use crate::util::lock;
 
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;

@@ -27,7 +27,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
-use super::waiter::{lock, Waiter};
+use super::waiter::Waiter;
+use crate::util::lock;
 
 const WRITER: usize = 1;
 const WRITER_WAITING: usize = 2;

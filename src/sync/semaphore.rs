@@ -7,7 +7,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::waiter::{lock, Waiter};
+use super::waiter::Waiter;
+use crate::util::lock;
 
 struct State {
     permits: usize,

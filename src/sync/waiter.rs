@@ -4,75 +4,50 @@
 //! primitive's queue (under the queue lock), and then waited on with [`Waiter::wait`]. A waker
 //! pops it from the queue and calls [`Waiter::wake`] exactly once.
 //!
-//! Invariant: the state word leaves [`WAITING`] exactly once, by `wake`; `wake` stores the new
-//! state (Release) before it unparks, and `wait` reads it (Acquire) after every return from
-//! `park`, so whatever the waker wrote before `wake` is visible to the waiter after `wait`.
+//! A `Waiter` is a [`OneShot`] armed for its creator: the outcome is set once, by `wake`,
+//! and `OneShot`'s ordering (a Release read-modify-write by the waker, Acquire reads by the
+//! waiter) makes whatever the waker wrote before `wake` visible to the waiter after `wait`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, MutexGuard as StdGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::park::{self, Unparker, WaitReason};
+use crate::park::{self, OneShot, WaitReason};
 
-/// Still waiting (not yet woken).
-pub(super) const WAITING: u8 = 0;
 /// Woken to retry (e.g. a mutex waiter that must compete for the lock again).
-pub(super) const NOTIFIED: u8 = 1;
+pub(super) const RETRY: usize = 1;
 /// Woken with the resource handed over (lock ownership, a permit, a completed event).
-pub(super) const GRANTED: u8 = 2;
+pub(super) const GRANTED: usize = 2;
 
 /// One parked (or about to park) coroutine or thread.
 pub(super) struct Waiter {
-    unparker: Unparker,
-    state: AtomicU8,
+    outcome: OneShot,
 }
 
 impl Waiter {
     /// A waiter for the calling coroutine or thread.
     pub(super) fn new() -> Arc<Waiter> {
         Arc::new(Waiter {
-            unparker: park::current(),
-            state: AtomicU8::new(WAITING),
+            outcome: OneShot::with_waiter(park::current()),
         })
     }
 
     /// Set the outcome and unpark the waiter. Call once, after removing it from its queue.
-    pub(super) fn wake(&self, how: u8) {
-        debug_assert_ne!(how, WAITING);
-        self.state.store(how, Ordering::Release);
-        self.unparker.unpark();
+    pub(super) fn wake(&self, how: usize) {
+        self.outcome.set(how);
     }
 
-    /// Park until woken; returns the outcome ([`NOTIFIED`] or [`GRANTED`]).
-    pub(super) fn wait(&self, reason: WaitReason) -> u8 {
-        loop {
-            let s = self.state.load(Ordering::Acquire);
-            if s != WAITING {
-                return s;
-            }
-            park::park(reason);
-        }
+    /// Park until woken; returns the outcome ([`RETRY`] or [`GRANTED`]).
+    pub(super) fn wait(&self, reason: WaitReason) -> usize {
+        self.outcome.wait(reason)
     }
 
-    /// Park until woken or until `deadline`; returns [`WAITING`] on timeout. The caller must
-    /// then remove the waiter from its queue under the queue lock, and if it is no longer there
-    /// a waker has taken it: call [`Waiter::wait`] to receive the outcome.
-    pub(super) fn wait_until(&self, deadline: Instant, reason: WaitReason) -> u8 {
-        loop {
-            let s = self.state.load(Ordering::Acquire);
-            if s != WAITING || Instant::now() >= deadline {
-                return s;
-            }
-            park::park_until(deadline, reason);
-        }
+    /// Park until woken or until `deadline`; `None` on timeout. The caller must then remove
+    /// the waiter from its queue under the queue lock, and if it is no longer there a waker
+    /// has taken it: call [`Waiter::wait`] to receive the outcome.
+    pub(super) fn wait_until(&self, deadline: Instant, reason: WaitReason) -> Option<usize> {
+        self.outcome.wait_until(deadline, reason)
     }
-}
-
-/// Lock an internal queue, ignoring poisoning (nothing can panic while these locks are held,
-/// and a poisoned flag must never turn into a user-visible panic).
-pub(super) fn lock<T>(m: &std::sync::Mutex<T>) -> StdGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Remove `w` from `q` if it is still queued; true if it was.

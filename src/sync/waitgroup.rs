@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicIsize, Ordering::*};
 use std::sync::Arc;
 
-use super::waiter::{lock, Waiter, GRANTED};
+use super::waiter::{Waiter, GRANTED};
+use crate::util::lock;
 
 struct Inner {
     count: AtomicIsize,

@@ -30,6 +30,9 @@ use std::time::Instant;
 
 use crate::sched;
 
+mod oneshot;
+pub(crate) use oneshot::OneShot;
+
 /// What a parked coroutine or thread is waiting on, for `runtime::dump()` and deadlock reports.
 /// Go's wait reasons ("chan receive", "select", "sleep", "sync.Mutex.Lock", ...) are the model.
 pub(crate) type WaitReason = &'static str;
@@ -53,12 +56,6 @@ impl Unparker {
             Target::Coroutine(co) => sched::unpark(co),
             Target::Thread(t) => t.unpark(),
         }
-    }
-
-    /// Whether the target is a coroutine (as opposed to a plain thread).
-    #[allow(dead_code)]
-    pub(crate) fn is_coroutine(&self) -> bool {
-        matches!(self.target, Target::Coroutine(_))
     }
 }
 
@@ -123,15 +120,6 @@ pub(crate) fn park_until(deadline: Instant, reason: WaitReason) {
         if deadline > now {
             std::thread::park_timeout(deadline - now);
         }
-    }
-}
-
-/// Park until `cond()` is true. `cond` is re-checked after every wake-up; the caller must have
-/// published [`current()`] where the waker will find it *before* calling this.
-#[allow(dead_code)]
-pub(crate) fn park_while(reason: WaitReason, mut blocked: impl FnMut() -> bool) {
-    while blocked() {
-        park(reason);
     }
 }
 
