@@ -18,7 +18,6 @@
 //! operation is always completed (dropping an uncompleted `SelectedOperation` is a bug and
 //! panics, as in crossbeam-channel).
 
-use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -79,36 +78,9 @@ impl Blocking {
 /// operation is completed on the very receiver/sender that was selected).
 pub(crate) type Case<'a> = (&'a dyn SelectHandle, usize, *const u8);
 
-/// A random 64-bit number from a per-thread xorshift generator (one TLS access).
-#[inline(never)]
-fn random_u64() -> u64 {
-    thread_local! {
-        static RNG: Cell<u64> = const { Cell::new(0) };
-    }
-    RNG.try_with(|r| {
-        let mut x = r.get();
-        if x == 0 {
-            // Seed from the address of a thread-local and the clock.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            x = (r as *const Cell<u64> as u64) ^ t.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15;
-            if x == 0 {
-                x = 1;
-            }
-        }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        r.set(x);
-        x
-    })
-    .unwrap_or(0x2545_F491_4F6C_DD1D)
-}
-
 /// Fisher–Yates shuffle: every order equally likely (up to the generator's quality).
 fn shuffle(cases: &mut [Case<'_>]) {
-    let mut x = random_u64();
+    let mut x = crate::util::random_u64();
     for i in (1..cases.len()).rev() {
         // A fresh 32-bit draw per step from a local LCG seeded by the thread's generator.
         x = x

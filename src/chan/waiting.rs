@@ -16,6 +16,14 @@
 //! that times out first CASes `Aborted`; if that fails, some partner claimed it and the waiter
 //! must complete that operation, timeout or not.
 //!
+//! Why not `park::OneShot` (the crate's one "set a word once, wake the waiter" type): here
+//! claiming and waking are two steps. A partner claims under a channel lock and wakes the
+//! waiter only once the hand-over is complete (for the rendezvous flavor, after writing the
+//! packet and setting its `ready` flag), so one unpark serves both waits of the waiter; a
+//! `OneShot` wakes at the claim, which would cost the rendezvous path a second park/unpark
+//! round. And a `Waiting` is recycled through a per-thread spare (reset in place), which a
+//! one-shot cannot be.
+//!
 //! Invariants:
 //! - a waiter is unparked only after the state it must observe is published;
 //! - a case id is the address of something on the waiter's stack that lives for the whole
@@ -249,7 +257,9 @@ pub(crate) fn sleep_until(deadline: Option<Instant>, reason: park::WaitReason) {
     }
 }
 
-/// Park until `flag` is set; the one who sets it unparks us afterwards.
+/// Park until `flag` is set; the one who sets it unparks us afterwards. (Not a `OneShot`: the
+/// setter of a packet's flag must not touch the packet after its store, which may free it;
+/// see `zero.rs`.)
 pub(crate) fn wait_flag(flag: &AtomicBool, reason: park::WaitReason) {
     if flag.load(Ordering::Acquire) {
         return;

@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::waiting::{Operation, Selected, Waiting};
-use crate::park;
+use crate::{park, util};
 
 fn not_excluded(exclude: Option<&Waiting>, cx: &Waiting) -> bool {
     match exclude {
@@ -149,7 +149,7 @@ impl SyncWaker {
     }
 
     fn lock(&self) -> MutexGuard<'_, Waker> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        util::lock(&self.inner)
     }
 
     pub(crate) fn register(&self, oper: Operation, cx: &Waiting) {

@@ -19,6 +19,14 @@
 //!   then); a claimed select send case writes its message, sets `ready`, unparks the waiter
 //!   stored in the packet.
 //!
+//! `ready` is a plain flag plus an unpark, not a `park::OneShot`: whoever sets `ready` hands
+//! the packet back, and its owner may return (a stack packet) or free it (a heap packet) the
+//! moment it sees the flag, so the setter must not touch the packet after its store. The
+//! setter therefore takes the handle it will unpark *before* the store (the claimed waiter's
+//! `Waiting`, an `Arc` it holds, or the unparker stored in a heap packet), and a plain Release
+//! store suffices; a `OneShot`'s setter reads the waiter slot after its read-modify-write,
+//! which here would be a use after free (and an extra locked instruction per hand-over).
+//!
 //! Invariants: a packet is touched by at most two parties, its owner and the claimer that won
 //! the CAS; `ready` is set last by whoever completes the hand-over, and a stack packet's
 //! owner does not return before `ready`; a heap packet is freed exactly once, by the receiving
@@ -34,6 +42,7 @@ use super::side::Side;
 use super::waiting::{wait_flag, Operation, Selected, Waiting};
 use super::waker::{WaitEntry, Waker};
 use crate::park::{self, Unparker};
+use crate::util;
 
 pub(crate) struct Packet<T> {
     on_stack: bool,
@@ -108,7 +117,7 @@ impl<T> Channel<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        util::lock(&self.inner)
     }
 
     /// Claim a waiting sender (under the lock). For a select send case, publish our unparker

@@ -19,12 +19,13 @@
 //! slow drops ticks instead of queueing them); `after_func`'s function runs at most once.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::chan::{self, Chan, Receiver};
 use crate::park;
 use crate::sched::timers::{self, TimerHandle};
+use crate::util::lock;
 
 /// Pause the caller for `d`: a coroutine parks (its worker runs others), a thread sleeps.
 pub fn sleep(d: Duration) {
@@ -69,10 +70,6 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
     let (shared, rx) = TickerShared::start(d);
     drop(shared);
     rx
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Run `f` in its own coroutine.
