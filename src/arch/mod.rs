@@ -1,4 +1,4 @@
-//! Context switch: one [`Context`] per coroutine, switched to with `resume` and away from
+//! SwitchContext switch: one [`SwitchContext`] per coroutine, switched to with `resume` and away from
 //! with `suspend`.
 //!
 //! Two backends with the same surface:
@@ -6,12 +6,12 @@
 //!   (cfg `goro_asm_available`, set by `build.rs`);
 //! * [`corosensei`] — the portable one, on every target corosensei supports.
 //!
-//! `Context` is the asm backend where `build.rs` set cfg `goro_asm` (available, and the
+//! `SwitchContext` is the asm backend where `build.rs` set cfg `goro_asm` (available, and the
 //! cargo feature `corosensei` is off), corosensei otherwise. Both backends compile
 //! wherever they can, so the switch bench compares them in one run.
 //!
 //! Shared contract (each backend repeats it on its items):
-//! * `Context::new(stack, entry, arg)` prepares a context that runs `entry(arg)` on
+//! * `SwitchContext::new(stack, entry, arg)` prepares a context that runs `entry(arg)` on
 //!   `stack` at its first `resume`; `entry` must not unwind and returns when the
 //!   coroutine is finished.
 //! * A context may move (it is `Send`) until its first `resume`; from then on it stays at
@@ -34,9 +34,9 @@ pub(crate) mod corosensei;
 pub(crate) mod x86_64;
 
 #[cfg(not(goro_asm))]
-pub(crate) use self::corosensei::{Context, BACKEND};
+pub(crate) use self::corosensei::{SwitchContext, BACKEND};
 #[cfg(goro_asm)]
-pub(crate) use self::x86_64::{Context, BACKEND};
+pub(crate) use self::x86_64::{SwitchContext, BACKEND};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@
 //! unchanged FP environment (the `.S` file explains why, and why reading MXCSR on every
 //! switch is not affordable); a coroutine inherits its first resumer's, and the trampoline
 //! restores that when the coroutine ends. Built with `GORO_PRESERVE_FP=1` in the environment,
-//! [`Context`] is `RawContext<true>`, which uses the `_fp` routines: they save and restore
+//! [`SwitchContext`] is `RawContext<true>`, which uses the `_fp` routines: they save and restore
 //! both control words on every switch.
 //!
 //! Invariants:
@@ -43,12 +43,12 @@ extern "sysv64" {
 /// Name of this backend.
 pub(crate) const BACKEND: &str = "asm";
 
-/// Whether [`Context`] saves the FP control state on every switch: set at build time by
+/// Whether [`SwitchContext`] saves the FP control state on every switch: set at build time by
 /// `GORO_PRESERVE_FP=1` in the environment of the build (see build.rs).
 pub(crate) const PRESERVE_FP: bool = cfg!(goro_preserve_fp);
 
 /// The context type the runtime uses.
-pub(crate) type Context = RawContext<PRESERVE_FP>;
+pub(crate) type SwitchContext = RawContext<PRESERVE_FP>;
 
 /// The saved state of a coroutine; see the module docs. `FP`: uses the `_fp` routines,
 /// which save and restore the FP control state on every switch (a compile-time choice:
@@ -68,9 +68,9 @@ pub(crate) struct RawContext<const FP: bool> {
 ///
 /// `entry` is the address of an `unsafe fn(*mut ())` and `arg` what it expects.
 unsafe extern "sysv64" fn entry_shim(entry: usize, arg: *mut ()) {
-    // SAFETY: `Context::new` stored an `unsafe fn(*mut ())` as `entry`.
+    // SAFETY: `SwitchContext::new` stored an `unsafe fn(*mut ())` as `entry`.
     let entry: unsafe fn(*mut ()) = unsafe { std::mem::transmute(entry) };
-    // SAFETY: the contract of `Context::new` (entry(arg) may run once, on this stack).
+    // SAFETY: the contract of `SwitchContext::new` (entry(arg) may run once, on this stack).
     // Should it unwind anyway, this non-unwinding `extern` fn aborts the process.
     unsafe { entry(arg) }
 }

@@ -54,8 +54,10 @@
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
 //! ([`local`]) and never held across a context switch.
 
+mod dump;
 mod global;
 pub(crate) mod lifo;
+mod panic_hook;
 pub(crate) mod reasons;
 pub(crate) mod runq;
 pub(crate) mod sysmon;
@@ -68,9 +70,10 @@ use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
 
-pub(crate) use crate::coroutine::CoRef;
-use crate::coroutine::{Co, NOTIFIED, PARKED, RUNNABLE, RUNNING};
-use crate::park::WaitReason;
+use crate::co::Co;
+pub(crate) use crate::co::CoRef;
+pub(crate) use dump::dump;
+pub(crate) use reasons::WaitReason;
 pub(crate) use worker::{local, Next};
 
 /// A started coroutine in another worker's inbox (alive through its owner's registry).
@@ -184,6 +187,11 @@ pub(crate) fn ensure_started() {
     let _ = rt();
 }
 
+/// The number of logical CPUs usable by this process (its affinity mask respected).
+pub(crate) fn num_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The default gomaxprocs: env `GOMAXPROCS` if valid, else the CPU count.
 pub(crate) fn default_procs() -> usize {
     match std::env::var("GOMAXPROCS") {
@@ -191,10 +199,10 @@ pub(crate) fn default_procs() -> usize {
             Ok(n) if n >= 1 => n.min(MAX_WORKERS),
             _ => {
                 eprintln!("goro: ignoring invalid GOMAXPROCS={v:?} (want a positive integer)");
-                crate::runtime::num_cpu()
+                num_cpu()
             }
         },
-        Err(_) => crate::runtime::num_cpu(),
+        Err(_) => num_cpu(),
     }
 }
 
@@ -221,7 +229,7 @@ fn start() -> &'static Runtime {
     });
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        crate::runtime::install_panic_hook();
+        panic_hook::install_panic_hook();
         crate::stack::overflow::install();
         r.grow_workers(r.target.load(Ordering::Relaxed));
         sysmon::start();
@@ -376,14 +384,8 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     assert!(!cop.is_null(), "park_current outside a coroutine");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
     let co = unsafe { &*cop };
-    // A pending token: consume it and return at once. The load only filters (a stale RUNNING
-    // is caught by the PARKED CAS below); the token itself is always taken by an RMW.
-    if co.state.load(Ordering::Relaxed) == NOTIFIED
-        && co
-            .state
-            .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    {
+    // A pending token: consume it and return at once.
+    if co.take_token() {
         return;
     }
     if let Some(d) = deadline {
@@ -400,21 +402,9 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     } else {
         owner_add(&l.shared.parked_forever, 1);
     }
-    if co
-        .state
-        .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
+    // Parked: switch away. Not parked: it was unparked on its way here (token consumed).
+    if co.try_park() {
         l.suspend_current(cop);
-    } else {
-        // Unparked between the check above and now: the state is NOTIFIED; consume the token.
-        // A read-modify-write, not a store: another `unpark` may have rewritten NOTIFIED after
-        // the failed CAS read it (the no-op RMW of `sched::unpark`), and only an RMW reads that
-        // latest value and so acquires its caller's writes. A plain store here read from no
-        // one: the token's first giver could be a stray unpark, the second one the waker that
-        // had just made our condition true, and we would re-check it stale and park for good.
-        let was = co.state.swap(RUNNING, Ordering::Acquire);
-        debug_assert_eq!(was, NOTIFIED, "only the coroutine itself leaves NOTIFIED");
     }
     co.reason.store(0, Ordering::Relaxed);
     // Re-read the worker: identical (coroutines never migrate), but never hold TLS across a switch.
@@ -438,33 +428,10 @@ fn owner_add(c: &AtomicUsize, delta: usize) {
     );
 }
 
-/// Make `co` runnable if it is parked, or leave it a token if it runs.
-///
-/// Every outcome is a read-modify-write of `state`, including the ones that change nothing
-/// (RUNNABLE or NOTIFIED already: it will run and re-check). A plain load there would let the
-/// caller's earlier store (the condition the target waits for) be reordered after it: the
-/// target could consume the old token, re-check before that store is visible, and park for
-/// good (seen as a hang of skynet on 2 workers). The RMW releases the caller's writes to
-/// whoever next acquires `state`: the target's own CAS when it consumes the token, or its
-/// worker's load when it runs it.
+/// Make `co` runnable if it is parked, or leave it a token if it runs (the transition and
+/// its ordering argument: `Co::unpark` in `co/state.rs`).
 pub(crate) fn unpark(co: &CoRef) {
-    let mut s = co.state.load(Ordering::Relaxed);
-    loop {
-        let next = match s {
-            RUNNING => NOTIFIED,
-            PARKED => RUNNABLE,
-            RUNNABLE | NOTIFIED => s,
-            _ => return, // FRESH: has not waited on anything yet; DONE: never runs again
-        };
-        match co
-            .state
-            .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) => break,
-            Err(now) => s = now,
-        }
-    }
-    if s == PARKED {
+    if co.unpark() {
         make_runnable(co);
     }
 }
@@ -511,7 +478,8 @@ pub(crate) fn spawn_co(co: CoRef) {
     }
 }
 
-/// Called by a finishing coroutine before its joiner can see the result.
+/// Called by a finishing coroutine before its joiner can see the result (passed to
+/// `Co::run_task` / `Co::fail_task` as their `exiting`).
 pub(crate) fn coroutine_exiting() {
     match local() {
         Some(l) => count_up(&l.shared.finished),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{rt, runq::RunQueue, Runtime};
-use crate::coroutine::{Co, PARKED};
+use crate::co::{Co, PARKED};
 
 /// Milliseconds since the runtime started, refreshed by the monitor.
 pub(crate) static COARSE_MS: AtomicU64 = AtomicU64::new(0);
@@ -117,7 +117,7 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
             .is_ok()
     {
         // SAFETY: the CAS took ownership of this tagged `CoRef::into_raw` pointer.
-        let co = unsafe { crate::coroutine::CoRef::from_raw((p as usize & !1) as *const Co) };
+        let co = unsafe { crate::co::CoRef::from_raw((p as usize & !1) as *const Co) };
         r.global.push(co);
         moved += 1;
     }

@@ -172,8 +172,7 @@ fn run_timer_thread() {
                     if let Some(cb) = cb {
                         // A panicking callback must not take every other timer down with it.
                         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(cb)) {
-                            let msg =
-                                crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+                            let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
                             eprintln!("goro: a timer callback panicked: {msg}");
                         }
                     }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::{rt, CoRef, Runtime, WorkerShared};
 
-use crate::arch::Context;
-use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
+use crate::arch::SwitchContext;
+use crate::co::{Co, FRESH};
 use crate::stack::overflow::{self, RunningInfo};
 use crate::util::{random_u64, Rng};
 
@@ -224,10 +224,7 @@ impl WorkerLocal {
             let old = std::mem::take(h);
             *h = old
                 .into_iter()
-                .filter(|t| {
-                    t.co.park_seq.load(Ordering::Relaxed) == t.seq
-                        && t.co.state.load(Ordering::Acquire) == PARKED
-                })
+                .filter(|t| t.co.park_seq.load(Ordering::Relaxed) == t.seq && t.co.is_parked())
                 .collect();
             self.stale.set(0);
             self.shared.timeouts.store(h.len(), Ordering::Relaxed);
@@ -246,11 +243,7 @@ impl WorkerLocal {
                 // Mark this park as ended by its timer (the coroutine checks `park_seq`).
                 t.co.park_seq
                     .store(t.seq.wrapping_add(1), Ordering::Relaxed);
-                if t.co
-                    .state
-                    .compare_exchange(PARKED, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
+                if t.co.wake_on_timeout() {
                     self.local_q().push_back(CoRef::as_ptr(&t.co));
                 }
             } else {
@@ -492,26 +485,7 @@ impl WorkerLocal {
             }
             Next::Started(cop) => {
                 // SAFETY: a started coroutine in our queue is alive (registry).
-                let co = unsafe { &*cop };
-                // RUNNABLE -> RUNNING is a read-modify-write, not a store: it acquires the
-                // writes of every `unpark` that found it RUNNABLE (see `sched::unpark`). The
-                // load first spares a yielded coroutine (RUNNING or NOTIFIED: those states
-                // only its own park leaves) a failing locked instruction on every `gosched`.
-                match co.state.load(Ordering::Acquire) {
-                    RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
-                    _ => match co.state.compare_exchange(
-                        RUNNABLE,
-                        RUNNING,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) | Err(RUNNING | crate::coroutine::NOTIFIED) => {}
-                        Err(s) => panic!(
-                            "goro internal error: coroutine {} queued in state {s}",
-                            co.id
-                        ),
-                    },
-                }
+                unsafe { &*cop }.resume_from_queue();
                 cop
             }
         };
@@ -569,12 +543,12 @@ impl WorkerLocal {
                 // SAFETY: as above.
                 Ok(s) => unsafe { (*inner).stack = Some(s) },
                 Err(e) => {
-                    crate::coroutine::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
+                    crate::stack::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
                     eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
                     // SAFETY: as above; the task is run by nobody else, and this coroutine is
                     // never resumed (DONE below).
-                    unsafe { co.fail_task(crate::coroutine::JoinError::no_stack(&e)) };
-                    co.state.store(DONE, Ordering::Release);
+                    unsafe { co.fail_task(e, super::coroutine_exiting) };
+                    co.mark_done();
                     return false;
                 }
             }
@@ -582,7 +556,7 @@ impl WorkerLocal {
         co.owner.store(self.shared.index, Ordering::Relaxed);
         let slot = crate::util::lock(&self.shared.registry).insert(co.clone());
         co.slot.store(slot, Ordering::Relaxed);
-        co.state.store(RUNNING, Ordering::Release);
+        co.mark_started();
         let cop = CoRef::as_ptr(co);
         // SAFETY: fresh coroutine popped by us: we are its only user. The stack lives in the
         // control block until `finish`, after the context is dropped.
@@ -592,7 +566,7 @@ impl WorkerLocal {
                 .stack
                 .as_ref()
                 .expect("fresh coroutine without stack");
-            let ctx = Context::new(stack, coroutine_entry, cop as *mut ());
+            let ctx = SwitchContext::new(stack, coroutine_entry, cop as *mut ());
             (*inner).info = Some(RunningInfo::new(
                 (*cop).id,
                 (*cop).name.as_deref().unwrap_or(""),
@@ -615,7 +589,7 @@ impl WorkerLocal {
         release_in_order(ctx, stack);
         // SAFETY: alive through the registry until removed below.
         let co = unsafe { &*cop };
-        co.state.store(DONE, Ordering::Release);
+        co.mark_done();
         let slot = co.slot.load(Ordering::Relaxed);
         let removed = crate::util::lock(&self.shared.registry).remove(slot);
         drop(removed);
@@ -652,7 +626,7 @@ unsafe fn coroutine_entry(arg: *mut ()) {
     let guard = AbortOnUnwind;
     // SAFETY: per the contract the block is alive; this is the coroutine itself, running its
     // task the one time it starts.
-    unsafe { (*cop).run_task() };
+    unsafe { (*cop).run_task(super::coroutine_exiting) };
     std::mem::forget(guard);
 }
 
@@ -660,7 +634,7 @@ unsafe fn coroutine_entry(arg: *mut ()) {
 /// bodies catch their own): the coroutines this worker hosts could never run again, so abort.
 pub(crate) fn run(shared: &'static WorkerShared) {
     if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
-        let msg = crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+        let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
         eprintln!(
             "goro: fatal internal error on worker {}: {msg}",
             shared.index

@@ -21,7 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::coroutine::Co;
+use super::Co;
 
 #[repr(C)]
 struct CoBox {
