@@ -17,7 +17,7 @@
 //!     from Go's FIFO order, 2.2× on skynet);
 //!   - `runq`: a bounded FIFO ring of fresh coroutines (the overflow of `lifo`, and work stolen
 //!     from others) that idle workers may steal half of (`runq.rs`);
-//!   - `local`: a plain queue of *started* coroutines that are runnable (yielded, or woken on
+//!   - `ready`: a plain queue of *started* coroutines that are runnable (yielded, or woken on
 //!     this worker). Only the owner touches it;
 //!   - `inbox`: started coroutines woken from other threads, pushed by the waker and drained by
 //!     the owner;
@@ -52,7 +52,7 @@
 //!   the started coroutines they host until those finish (a started coroutine cannot move).
 //!
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
-//! ([`local`]) and never held across a context switch.
+//! ([`this_worker`]) and never held across a context switch.
 
 mod dump;
 mod global;
@@ -60,6 +60,7 @@ pub(crate) mod lifo;
 mod panic_hook;
 pub(crate) mod reasons;
 pub(crate) mod runq;
+mod shared;
 pub(crate) mod sysmon;
 pub(crate) mod timers;
 mod worker;
@@ -74,100 +75,12 @@ use crate::co::Co;
 pub(crate) use crate::co::CoRef;
 pub(crate) use dump::dump;
 pub(crate) use reasons::WaitReason;
-pub(crate) use worker::{local, Next};
+use shared::RUNTIME;
+pub(crate) use shared::{
+    coarse_now_ms, count_up, rt_if_started, CoPtr, Registry, Runtime, WorkerShared, MAX_WORKERS,
+};
+pub(crate) use worker::{this_worker, Next};
 
-/// A started coroutine in another worker's inbox (alive through its owner's registry).
-pub(crate) struct CoPtr(pub(crate) *const Co);
-// SAFETY: only the owner worker dereferences it, and the registry keeps the target alive.
-unsafe impl Send for CoPtr {}
-
-/// The most worker threads `gomaxprocs` accepts; larger requests are clamped (with a message).
-pub(crate) const MAX_WORKERS: usize = 1024;
-
-/// State of a worker visible to other threads.
-pub(crate) struct WorkerShared {
-    pub(crate) index: usize,
-    pub(crate) runq: runq::RunQueue,
-    /// Newer fresh coroutines, run newest first (`lifo.rs`).
-    pub(crate) lifo: lifo::Lifo,
-    /// Tagged `CoRef` pointer: bit 0 set = fresh (stealable), clear = started (pinned).
-    pub(crate) runnext: AtomicPtr<Co>,
-    pub(crate) inbox: SegQueue<CoPtr>,
-    pub(crate) sleeping: AtomicBool,
-    pub(crate) thread: OnceLock<std::thread::Thread>,
-    /// Bumped on every switch into a coroutine (the monitor watches it move).
-    pub(crate) tick: AtomicU64,
-    /// Id of the coroutine running now (0 = none) and when it was switched in (coarse ms).
-    pub(crate) running: AtomicU64,
-    pub(crate) running_since: AtomicU64,
-    /// Started, unfinished coroutines hosted here (the registry keeps them alive while parked).
-    pub(crate) registry: Mutex<Registry>,
-    /// Coroutines spawned and finished on this worker (only the worker writes them).
-    pub(crate) spawned: AtomicU64,
-    pub(crate) finished: AtomicU64,
-    /// Coroutines parked with no deadline (written by the owner only), and the size of the
-    /// local timeout heap.
-    pub(crate) parked_forever: AtomicUsize,
-    pub(crate) timeouts: AtomicUsize,
-}
-
-/// Started coroutines of one worker, by slot.
-#[derive(Default)]
-pub(crate) struct Registry {
-    pub(crate) slots: Vec<Option<CoRef>>,
-    free: Vec<usize>,
-    pub(crate) len: usize,
-}
-
-impl Registry {
-    fn insert(&mut self, co: CoRef) -> usize {
-        self.len += 1;
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(co);
-                i
-            }
-            None => {
-                self.slots.push(Some(co));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, i: usize) -> Option<CoRef> {
-        let co = self.slots.get_mut(i)?.take()?;
-        self.len -= 1;
-        self.free.push(i);
-        Some(co)
-    }
-}
-
-/// Process-wide scheduler state.
-pub(crate) struct Runtime {
-    workers: Box<[OnceLock<&'static WorkerShared>]>,
-    /// Worker threads started so far (indices `0..created`).
-    created: Mutex<usize>,
-    created_fast: AtomicUsize,
-    /// The gomaxprocs target: workers with `index >= target` retire.
-    pub(crate) target: AtomicUsize,
-    pub(crate) global: global::GlobalQueue,
-    pub(crate) idle: AtomicUsize,
-    pub(crate) spinning: AtomicUsize,
-    /// Coroutines spawned and finished by threads that are not workers (workers count their
-    /// own in `WorkerShared`: one shared counter would bounce between cores on every spawn).
-    plain_spawned: AtomicU64,
-    plain_finished: AtomicU64,
-    /// Plain threads that have used goro, and how many of them are blocked in goro right now.
-    pub(crate) plain_threads: AtomicUsize,
-    pub(crate) plain_blocked: AtomicUsize,
-    /// Outside registrations that may wake a coroutine later (signals, I/O).
-    pub(crate) wake_sources: AtomicUsize,
-    /// Set while `run` waits for its main coroutine (enables deadlock detection).
-    pub(crate) main_running: AtomicBool,
-    pub(crate) epoch: Instant,
-}
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static DESIRED: AtomicUsize = AtomicUsize::new(0);
 
 /// The runtime, started on first use.
@@ -176,11 +89,6 @@ pub(crate) fn rt() -> &'static Runtime {
         Some(r) => r,
         None => start(),
     }
-}
-
-/// The runtime if it has started.
-pub(crate) fn rt_if_started() -> Option<&'static Runtime> {
-    RUNTIME.get()
 }
 
 pub(crate) fn ensure_started() {
@@ -237,35 +145,7 @@ fn start() -> &'static Runtime {
     r
 }
 
-/// Bump a counter only its own worker writes: a plain load and store, no locked instruction.
-fn count_up(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
-}
-
 impl Runtime {
-    /// Coroutines spawned and not yet finished (exact when nothing runs concurrently).
-    pub(crate) fn live(&self) -> usize {
-        let mut spawned = self.plain_spawned.load(Ordering::Acquire);
-        let mut finished = self.plain_finished.load(Ordering::Acquire);
-        for i in 0..self.created() {
-            if let Some(w) = self.worker(i) {
-                // Finished first: a coroutine counted finished was counted spawned earlier.
-                finished += w.finished.load(Ordering::Acquire);
-                spawned += w.spawned.load(Ordering::Acquire);
-            }
-        }
-        spawned.saturating_sub(finished) as usize
-    }
-
-    pub(crate) fn worker(&self, i: usize) -> Option<&'static WorkerShared> {
-        self.workers.get(i)?.get().copied()
-    }
-
-    /// Worker threads started so far.
-    pub(crate) fn created(&self) -> usize {
-        self.created_fast.load(Ordering::Acquire)
-    }
-
     /// Start worker threads until `n` exist; wake retired ones below `n`.
     pub(crate) fn grow_workers(&'static self, n: usize) {
         let mut created = crate::util::lock(&self.created);
@@ -306,48 +186,6 @@ impl Runtime {
             }
         }
     }
-
-    /// Ask one sleeping worker to come and look for work, unless someone is already looking.
-    pub(crate) fn wake_idle_worker(&self) {
-        fence(Ordering::SeqCst);
-        if self.idle.load(Ordering::SeqCst) == 0 || self.spinning.load(Ordering::SeqCst) > 0 {
-            return;
-        }
-        let target = self.target.load(Ordering::Relaxed);
-        for i in 0..self.created().min(target) {
-            if let Some(w) = self.worker(i) {
-                if w.sleeping.load(Ordering::SeqCst)
-                    && w.sleeping
-                        .compare_exchange(true, false, Ordering::SeqCst, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    if let Some(t) = w.thread.get() {
-                        t.unpark();
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Milliseconds since the runtime started (for wait durations in dumps).
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-}
-
-impl WorkerShared {
-    /// Wake this worker's thread if it sleeps.
-    ///
-    /// A plain store, not a CAS, is enough: it may overwrite a `true` the worker set for a later
-    /// sleep, but the `unpark` that always follows leaves the thread a token, so that sleep
-    /// returns at once and the worker re-checks its queues.
-    pub(crate) fn wake(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
-        if let Some(t) = self.thread.get() {
-            t.unpark();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,12 +195,12 @@ impl WorkerShared {
 /// The running coroutine's control block address, if the caller runs on one (for identity
 /// checks only: no reference is taken).
 pub(crate) fn current_ptr() -> Option<*const Co> {
-    let p = local()?.current.get();
+    let p = this_worker()?.current.get();
     (!p.is_null()).then_some(p)
 }
 
 pub(crate) fn current_coroutine() -> Option<CoRef> {
-    let l = local()?;
+    let l = this_worker()?;
     let p = l.current.get();
     if p.is_null() {
         return None;
@@ -374,12 +212,12 @@ pub(crate) fn current_coroutine() -> Option<CoRef> {
 
 /// Whether the caller runs on a goro coroutine.
 pub(crate) fn in_coroutine() -> bool {
-    local().is_some_and(|l| !l.current.get().is_null())
+    this_worker().is_some_and(|l| !l.current.get().is_null())
 }
 
 /// Park the running coroutine until unparked (or until `deadline`). See `park.rs`.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
-    let l = local().expect("park_current outside a worker");
+    let l = this_worker().expect("park_current outside a worker");
     let cop = l.current.get();
     assert!(!cop.is_null(), "park_current outside a coroutine");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
@@ -408,7 +246,7 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     }
     co.reason.store(0, Ordering::Relaxed);
     // Re-read the worker: identical (coroutines never migrate), but never hold TLS across a switch.
-    let l = local().expect("coroutine resumed off its worker");
+    let l = this_worker().expect("coroutine resumed off its worker");
     if deadline.is_some() {
         if co.park_seq.load(Ordering::Relaxed) == seq {
             // Woken before the deadline: its heap entry is now stale.
@@ -440,7 +278,7 @@ pub(crate) fn unpark(co: &CoRef) {
 fn make_runnable(co: &Co) {
     let owner = co.owner.load(Ordering::Relaxed);
     let p = co as *const Co;
-    if let Some(l) = local() {
+    if let Some(l) = this_worker() {
         if l.shared.index == owner {
             l.push_runnext(Next::Started(p));
             return;
@@ -459,7 +297,7 @@ fn make_runnable(co: &Co) {
 /// Queue a freshly spawned coroutine: near the spawner when it is a worker, else globally.
 pub(crate) fn spawn_co(co: CoRef) {
     let r = rt();
-    match local() {
+    match this_worker() {
         Some(l) => {
             count_up(&l.shared.spawned);
             if l.retiring() {
@@ -478,20 +316,9 @@ pub(crate) fn spawn_co(co: CoRef) {
     }
 }
 
-/// Called by a finishing coroutine before its joiner can see the result (passed to
-/// `Co::run_task` / `Co::fail_task` as their `exiting`).
-pub(crate) fn coroutine_exiting() {
-    match local() {
-        Some(l) => count_up(&l.shared.finished),
-        None => {
-            rt().plain_finished.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
 /// Yield: let other runnable coroutines run, then continue.
 pub(crate) fn yield_now() {
-    match local() {
+    match this_worker() {
         Some(l) if !l.current.get().is_null() => l.yield_current(),
         _ => std::thread::yield_now(),
     }
@@ -535,7 +362,7 @@ pub(crate) fn mark_runtime_thread() {
 
 /// Count the calling plain thread (once) as one that uses goro and so may wake coroutines.
 pub(crate) fn note_plain_thread() {
-    if local().is_some() || RUNTIME_THREAD.try_with(|r| r.get()).unwrap_or(true) {
+    if this_worker().is_some() || RUNTIME_THREAD.try_with(|r| r.get()).unwrap_or(true) {
         return;
     }
     struct Registered;
@@ -554,12 +381,6 @@ pub(crate) fn note_plain_thread() {
             let _ = GUARD.try_with(|g| *g.borrow_mut() = Some(Registered));
         }
     });
-}
-
-/// A coarse millisecond clock for wait durations (refreshed by the monitor and by parks that
-/// read the real clock anyway).
-pub(crate) fn coarse_now_ms() -> u64 {
-    sysmon::COARSE_MS.load(Ordering::Relaxed)
 }
 
 /// `DESIRED` once the starting runtime has read it: later wishes must be applied for real.

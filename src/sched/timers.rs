@@ -32,7 +32,7 @@ const CANCELLED: u8 = 2;
 
 type Callback = Box<dyn FnOnce() + Send>;
 
-struct Entry {
+struct Scheduled {
     state: AtomicU8,
     deadline: Instant,
     id: u64,
@@ -42,7 +42,7 @@ struct Entry {
 /// A scheduled callback; dropping the handle does not cancel it.
 #[derive(Clone)]
 pub(crate) struct TimerHandle {
-    entry: Arc<Entry>,
+    entry: Arc<Scheduled>,
 }
 
 impl TimerHandle {
@@ -83,7 +83,7 @@ impl TimerHandle {
 struct Inner {
     /// (deadline, id); an id no longer in `entries` is stale (cancelled).
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    entries: HashMap<u64, Arc<Entry>>,
+    entries: HashMap<u64, Arc<Scheduled>>,
     next_id: u64,
 }
 
@@ -134,7 +134,7 @@ pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> 
     let mut g = q.lock();
     let id = g.next_id;
     g.next_id += 1;
-    let entry = Arc::new(Entry {
+    let entry = Arc::new(Scheduled {
         state: AtomicU8::new(PENDING),
         deadline,
         id,
