@@ -47,6 +47,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "bench-support")]
 #[doc(hidden)]
 #[path = "bench_support.rs"]
 pub mod __bench;

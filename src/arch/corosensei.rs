@@ -17,7 +17,7 @@ use coro::{Coroutine, CoroutineResult, Yielder};
 use crate::stack::Stack;
 
 /// Name of this backend.
-#[cfg_attr(goro_asm, allow(dead_code))]
+#[cfg(all(not(goro_asm), feature = "bench-support"))]
 pub(crate) const BACKEND: &str = "corosensei";
 
 /// The address range of one of our stacks, as corosensei wants it.
@@ -135,14 +135,14 @@ impl SwitchContext {
     }
 
     /// Whether the entry function has returned.
-    #[cfg_attr(goro_asm, allow(dead_code))]
+    #[cfg(any(not(goro_asm), test))]
     pub(crate) fn is_finished(&self) -> bool {
         self.coro.done()
     }
 
     /// About where the coroutine's stack pointer is while it is suspended (`usize::MAX`
     /// before its first suspension and once finished); see the asm backend's twin.
-    #[cfg_attr(goro_asm, allow(dead_code))]
+    #[cfg(any(not(goro_asm), test))]
     pub(crate) fn suspended_sp(&self) -> usize {
         if self.coro.done() {
             usize::MAX

@@ -29,14 +29,21 @@
 //!   the asm trampoline restores it when a coroutine ends. Building with
 //!   `GORO_PRESERVE_FP=1` makes the asm backend save and restore it on every switch.
 
+// The backend not selected is compiled only for the tests and the switch bench, which compare
+// the two side by side.
+#[cfg(any(not(goro_asm), test, feature = "bench-support"))]
 pub(crate) mod corosensei;
-#[cfg(goro_asm_available)]
+#[cfg(all(goro_asm_available, any(goro_asm, test, feature = "bench-support")))]
 pub(crate) mod x86_64;
 
 #[cfg(not(goro_asm))]
-pub(crate) use self::corosensei::{SwitchContext, BACKEND};
+pub(crate) use self::corosensei::SwitchContext;
+#[cfg(all(not(goro_asm), feature = "bench-support"))]
+pub(crate) use self::corosensei::BACKEND;
 #[cfg(goro_asm)]
-pub(crate) use self::x86_64::{SwitchContext, BACKEND};
+pub(crate) use self::x86_64::SwitchContext;
+#[cfg(all(goro_asm, feature = "bench-support"))]
+pub(crate) use self::x86_64::BACKEND;
 
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,6 @@
 //!   once started.
 //! * While suspended, `sp` points at a complete saved frame of the context's variant
 //!   (`FP`), and so does `parent_sp` while it runs; one context never mixes variants.
-#![cfg_attr(not(goro_asm), allow(dead_code))] // compiled for the side-by-side bench
 
 use std::arch::{asm, global_asm};
 
@@ -41,13 +40,16 @@ extern "sysv64" {
 }
 
 /// Name of this backend.
+#[cfg(all(goro_asm, feature = "bench-support"))]
 pub(crate) const BACKEND: &str = "asm";
 
 /// Whether [`SwitchContext`] saves the FP control state on every switch: set at build time by
 /// `GORO_PRESERVE_FP=1` in the environment of the build (see build.rs).
+#[cfg(goro_asm)]
 pub(crate) const PRESERVE_FP: bool = cfg!(goro_preserve_fp);
 
-/// The context type the runtime uses.
+/// The context type the runtime uses (when it uses this backend).
+#[cfg(goro_asm)]
 pub(crate) type SwitchContext = RawContext<PRESERVE_FP>;
 
 /// The saved state of a coroutine; see the module docs. `FP`: uses the `_fp` routines,
@@ -234,6 +236,7 @@ impl<const FP: bool> RawContext<FP> {
     }
 
     /// Whether the entry function has returned.
+    #[cfg(any(goro_asm, test))]
     pub(crate) fn is_finished(&self) -> bool {
         self.sp == 0
     }
@@ -243,6 +246,7 @@ impl<const FP: bool> RawContext<FP> {
     /// top. Feed it to [`Stack::note_sp`] after a `resume` that returned `false`, for the
     /// shrink policy (it is the depth of that suspension point). Not tracked inside the
     /// switch: any extra work on that path showed up at once in the round-trip cost.
+    #[cfg(any(goro_asm, test))]
     pub(crate) fn suspended_sp(&self) -> usize {
         if self.sp == 0 {
             usize::MAX

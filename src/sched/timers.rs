@@ -34,6 +34,8 @@ type Callback = Box<dyn FnOnce() + Send>;
 
 struct Scheduled {
     state: AtomicU8,
+    /// Kept for the tests only (the heap orders by its own copy).
+    #[cfg(test)]
     deadline: Instant,
     id: u64,
     callback: Mutex<Option<Callback>>,
@@ -68,15 +70,9 @@ impl TimerHandle {
     }
 
     /// True while the callback has neither started nor been cancelled.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn is_pending(&self) -> bool {
         self.entry.state.load(Ordering::Acquire) == PENDING
-    }
-
-    /// When the callback is (or was) due.
-    #[allow(dead_code)]
-    pub(crate) fn deadline(&self) -> Instant {
-        self.entry.deadline
     }
 }
 
@@ -136,6 +132,7 @@ pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> 
     g.next_id += 1;
     let entry = Arc::new(Scheduled {
         state: AtomicU8::new(PENDING),
+        #[cfg(test)]
         deadline,
         id,
         callback: Mutex::new(Some(Box::new(f))),

@@ -143,7 +143,7 @@ impl Stack {
     }
 
     /// Usable bytes.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn size(&self) -> usize {
         self.size
     }
