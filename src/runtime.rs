@@ -1,5 +1,6 @@
 //! Runtime control and introspection: `gomaxprocs`, `num_goroutine`, `num_cpu`, `gosched`,
-//! `sleep`, `run` (with Go's deadlock detection) and `dump`.
+//! `sleep`, `run` (with Go's deadlock detection) and `dump`. A facade: the work is done in
+//! `sched` (dump, the panic hook, worker counts) and `park` (sleep).
 
 use std::panic;
 use std::sync::atomic::Ordering;

@@ -51,6 +51,12 @@
 //!   they hand their fresh work to the global queue and stop taking new work, but keep running
 //!   the started coroutines they host until those finish (a started coroutine cannot move).
 //!
+//! Files: `shared.rs` (state other threads see: `Runtime`, `WorkerShared`), `worker.rs` (the
+//! owner-only half and the loop; imports `shared` only), this file (starting the runtime and
+//! the crate-internal interface: park/unpark/spawn/yield, on top of both), `sysmon.rs`,
+//! `timers.rs`, `reasons.rs` (`WaitReason`), `dump.rs`, `panic_hook.rs`, and the queues
+//! (`runq.rs`, `lifo.rs`, `global.rs`). Coroutine state transitions live in `co/state.rs`.
+//!
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
 //! ([`this_worker`]) and never held across a context switch.
 
@@ -189,7 +195,7 @@ impl Runtime {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The crate-internal interface used by park.rs, coroutine.rs and the primitives.
+// The crate-internal interface used by park/, coroutine.rs and the primitives.
 
 /// A counted reference to the running coroutine, if the caller runs on one.
 /// The running coroutine's control block address, if the caller runs on one (for identity
@@ -215,7 +221,7 @@ pub(crate) fn in_coroutine() -> bool {
     this_worker().is_some_and(|l| !l.current.get().is_null())
 }
 
-/// Park the running coroutine until unparked (or until `deadline`). See `park.rs`.
+/// Park the running coroutine until unparked (or until `deadline`). See `park/mod.rs`.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     let l = this_worker().expect("park_current outside a worker");
     let cop = l.current.get();
