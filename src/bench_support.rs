@@ -38,7 +38,7 @@ enum Ctx {
     Asm(crate::arch::x86_64::RawContext<false>),
     #[cfg(goro_asm_available)]
     AsmFp(crate::arch::x86_64::RawContext<true>),
-    Corosensei(crate::arch::corosensei::Context),
+    Corosensei(crate::arch::corosensei::SwitchContext),
 }
 
 struct Inner {
@@ -101,9 +101,9 @@ impl PingPong {
                         "no asm backend on this target",
                     ))
                 }
-                Backend::Corosensei => {
-                    Ctx::Corosensei(crate::arch::corosensei::Context::new(stack, spin, arg))
-                }
+                Backend::Corosensei => Ctx::Corosensei(
+                    crate::arch::corosensei::SwitchContext::new(stack, spin, arg),
+                ),
             }
         };
         inner.ctx = Some(ctx);

@@ -1,242 +1,25 @@
-//! The coroutine object and its public face: `spawn`, `Builder`, `JoinHandle`, `JoinError`,
-//! `goexit` and `defer!`.
+//! The public face of coroutines: `spawn`, `Builder`, `JoinHandle`, `JoinError`, `goexit`,
+//! `defer!` and `go!`.
 //!
-//! A coroutine is a control block ([`Co`], shared through [`CoRef`], a counted reference) plus a stack and
-//! a machine context that exist once it has started. The control block's atomic `state` is the
-//! only field other threads write; everything else is touched only by the coroutine's *owner*
-//! worker (the one it started on; it never changes — see `sched`), or before the coroutine
-//! started by whoever holds it in a run queue.
-//!
-//! State machine (`state`):
-//! ```text
-//!  FRESH --(a worker takes it)--> RUNNING --park--> PARKED --unpark--> RUNNABLE --owner--> RUNNING
-//!                                  |   ^  unpark while running: RUNNING -> NOTIFIED (a token);
-//!                                  |   |  park with a token: NOTIFIED -> RUNNING, returns at once
-//!                                  +---+--> DONE (body returned; the stack goes back to the pool)
-//! ```
-//! Only the `PARKED -> RUNNABLE` transition enqueues the coroutine, so it is in at most one run
-//! queue at a time, and only its owner worker ever resumes it.
+//! Above the scheduler: a spawn builds the coroutine's task (its closure and the result slot
+//! it shares with the `JoinHandle`), puts it in a fresh control block (`co`) and hands that to
+//! the scheduler (`sched::spawn_co`). The join slot waits with a `park::OneShot`. The control
+//! block, its state machine and its counted reference live in `co/`.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::arch::Context;
+use crate::co::{self, Co, CoRef};
 use crate::park::{self, OneShot};
 use crate::sched;
-use crate::stack::overflow::RunningInfo;
-use crate::stack::{self, Stack};
-
-pub(crate) const FRESH: u32 = 0;
-pub(crate) const RUNNABLE: u32 = 1;
-pub(crate) const RUNNING: u32 = 2;
-pub(crate) const NOTIFIED: u32 = 3;
-pub(crate) const PARKED: u32 = 4;
-pub(crate) const DONE: u32 = 5;
-
-/// Worker index of a coroutine that has not started.
-pub(crate) const NO_OWNER: usize = usize::MAX;
-
-/// Bytes reserved in every control block for its task (the closure plus the result slot).
-/// A task that fits (most do: a few captured handles and a small result) costs no allocation
-/// of its own; a bigger or over-aligned one goes to its own heap box.
-const TASK_SPACE: usize = 96;
-
-#[repr(C, align(16))]
-struct TaskSpace(UnsafeCell<MaybeUninit<[u8; TASK_SPACE]>>);
-
-/// What the type-erased task function is asked to do.
-pub(crate) enum TaskOp {
-    /// Run the closure (catching panics and goexit) and publish the result. Once.
-    Run,
-    /// The coroutine cannot start (no stack): drop the closure unrun, publish this error.
-    Fail(JoinError),
-    /// The control block is being dropped: drop the task (and free its box if it has one).
-    Drop,
-}
-
-/// A coroutine's control block.
-pub(crate) struct Co {
-    pub(crate) id: u64,
-    pub(crate) name: Option<Box<str>>,
-    pub(crate) state: AtomicU32,
-    /// The worker it started on (`NO_OWNER` before); written once by that worker.
-    pub(crate) owner: AtomicUsize,
-    /// Bumped by every park, so a timeout registered for one park never wakes a later one.
-    pub(crate) park_seq: AtomicU64,
-    /// Interned wait reason (see `sched::reasons`) and when the wait began (coarse ms clock).
-    pub(crate) reason: AtomicU8,
-    pub(crate) wait_since: AtomicU64,
-    pub(crate) stack_size: usize,
-    /// Set when the coroutine's registry slot is taken (owner only).
-    pub(crate) slot: AtomicUsize,
-    /// The task's own heap box, or null when it lives in `space`.
-    task_box: *mut (),
-    /// Knows the task's concrete type: runs, fails or drops it (see [`TaskOp`]).
-    task_fn: unsafe fn(*mut (), TaskOp),
-    space: TaskSpace,
-    inner: UnsafeCell<CoInner>,
-}
-
-pub(crate) struct CoInner {
-    pub(crate) stack: Option<Stack>,
-    pub(crate) ctx: Option<Context>,
-    /// What the stack-overflow handler reports while this coroutine runs (set at start).
-    pub(crate) info: Option<RunningInfo>,
-}
-
-// SAFETY: `inner` is only accessed by the one thread that holds the coroutine for running it:
-// before start, whoever popped it from a run queue (queues hand out each entry once); after
-// start, its owner worker only. Every other field is atomic or immutable.
-unsafe impl Sync for Co {}
-// SAFETY: as above; a coroutine's task is `Send` (closure and result both are), its stack is plain memory, and a
-// context only exists once the coroutine runs on its owner, which never hands it to another
-// thread while started (the control block may be *dropped* elsewhere only once DONE).
-unsafe impl Send for Co {}
-
-/// A counted reference to a coroutine.
-pub(crate) use crate::coref::CoRef;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Ids are handed to each thread in batches (as Go's per-P `goidcache`): spawners on
-/// different workers do not bounce one global counter's cache line on every spawn. Ids are
-/// unique and never 0, but not in spawn order across threads.
-const ID_BATCH: u64 = 256;
-
-thread_local! {
-    /// The next id this thread hands out, and the end of its batch.
-    static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
-}
-
-#[inline]
-fn next_id() -> u64 {
-    IDS.try_with(|c| {
-        let (next, end) = c.get();
-        if next < end {
-            c.set((next + 1, end));
-            next
-        } else {
-            let start = NEXT_ID.fetch_add(ID_BATCH, Ordering::Relaxed);
-            c.set((start + 1, start + ID_BATCH));
-            start
-        }
-    })
-    .unwrap_or_else(|_| NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
-impl Co {
-    /// A fresh coroutine. `stack` is `None` when it is taken lazily at the first run
-    /// (`spawn`), `Some` when it was reserved up front (`Builder::spawn`).
-    /// Returns two references to it and a pointer to the task's result slot (alive as long as
-    /// the control block).
-    #[allow(clippy::new_ret_no_self)] // a control block only ever lives behind a CoRef
-    fn new<T, F>(
-        name: Option<Box<str>>,
-        stack_size: usize,
-        stack: Option<Stack>,
-        f: F,
-    ) -> (CoRef, CoRef, NonNull<JoinInner<T>>)
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let task = Task {
-            join: JoinInner {
-                done: OneShot::new(),
-                result: UnsafeCell::new(None),
-            },
-            f: UnsafeCell::new(Some(f)),
-        };
-        let inline = size_of::<Task<T, F>>() <= TASK_SPACE
-            && align_of::<Task<T, F>>() <= align_of::<TaskSpace>();
-        type TaskFn = unsafe fn(*mut (), TaskOp);
-        let (task_box, task_fn, in_space): (*mut (), TaskFn, _) = if inline {
-            (std::ptr::null_mut(), task_fn::<T, F, false>, Some(task))
-        } else {
-            let b = Box::into_raw(Box::new(task)) as *mut ();
-            (b, task_fn::<T, F, true>, None)
-        };
-        let (co, co2) = CoRef::new_pair(|| Co {
-            id: next_id(),
-            name,
-            state: AtomicU32::new(FRESH),
-            owner: AtomicUsize::new(NO_OWNER),
-            park_seq: AtomicU64::new(0),
-            reason: AtomicU8::new(0),
-            wait_since: AtomicU64::new(0),
-            stack_size,
-            slot: AtomicUsize::new(usize::MAX),
-            task_box,
-            task_fn,
-            space: TaskSpace(UnsafeCell::new(MaybeUninit::uninit())),
-            inner: UnsafeCell::new(CoInner {
-                stack,
-                ctx: None,
-                info: None,
-            }),
-        });
-        let p = co.task_ptr() as *mut Task<T, F>;
-        if let Some(task) = in_space {
-            // SAFETY: `space` is ours alone (the block was just made), big and aligned enough
-            // (checked above), and `task_fn` treats it as this type from now on. Nothing can
-            // drop the block between its creation and this write (we hold both counts).
-            unsafe { p.write(task) };
-        }
-        // SAFETY: `p` points to the initialised task, which lives as long as the block.
-        let join = unsafe { NonNull::new_unchecked(std::ptr::addr_of_mut!((*p).join)) };
-        (co, co2, join)
-    }
-
-    /// Where the task lives: its own box, or the control block's `space`.
-    fn task_ptr(&self) -> *mut () {
-        if self.task_box.is_null() {
-            self.space.0.get() as *mut ()
-        } else {
-            self.task_box
-        }
-    }
-
-    /// Run the task (the coroutine's body, on its own stack). Never unwinds.
-    ///
-    /// # Safety
-    /// Called once, by the coroutine itself, and not after [`fail`](Self::fail).
-    pub(crate) unsafe fn run_task(&self) {
-        // SAFETY: per the contract; `task_fn` matches the task's type.
-        unsafe { (self.task_fn)(self.task_ptr(), TaskOp::Run) }
-    }
-
-    /// The coroutine cannot start: drop its closure unrun and give `join` the error.
-    ///
-    /// # Safety
-    /// Called at most once, by the worker that took the fresh coroutine, instead of `run_task`.
-    pub(crate) unsafe fn fail_task(&self, err: JoinError) {
-        // SAFETY: per the contract; `task_fn` matches the task's type.
-        unsafe { (self.task_fn)(self.task_ptr(), TaskOp::Fail(err)) }
-    }
-
-    /// The owner-only part of the control block, as a raw pointer: only the thread entitled
-    /// to run this coroutine (see the `Sync` impl) may dereference it, field by field, without
-    /// keeping references alive across a context switch.
-    pub(crate) fn inner_ptr(&self) -> *mut CoInner {
-        self.inner.get()
-    }
-}
-
-impl Drop for Co {
-    fn drop(&mut self) {
-        // SAFETY: the last reference is gone, so nobody else uses the task; `task_fn` matches
-        // its type. By now its closure has run (or failed) and its result was taken or dropped
-        // by whoever finished last (see `JoinInner`), so no user code runs here.
-        unsafe { (self.task_fn)(self.task_ptr(), TaskOp::Drop) }
-    }
-}
+use crate::stack::{self, Stack, STACKS_EXHAUSTED};
+use crate::util::panic_message;
 
 // ---------------------------------------------------------------------------------------------
 // Join
@@ -259,63 +42,53 @@ pub(crate) struct JoinInner<T> {
 }
 
 /// A spawned closure and its result slot, kept in (or hanging off) the control block.
-struct Task<T, F> {
+struct Body<T, F> {
     join: JoinInner<T>,
     f: UnsafeCell<Option<F>>,
 }
 
-/// The type-erased operations on a `Task<T, F>` at `p` (`BOXED`: `p` is its own heap box).
-///
-/// # Safety
-/// `p` points to a live `Task<T, F>`. `Run` and `Fail` are called at most once in total, by
-/// the thread that holds the coroutine for running; `Drop` once, last, by the block's `Drop`.
-unsafe fn task_fn<T, F, const BOXED: bool>(p: *mut (), op: TaskOp)
+// `co::Task`'s contract: `run` and `fail` are called at most once in total, by the thread
+// that holds the coroutine for running, so nobody else touches `f` or writes the result then.
+impl<T, F> co::Task for Body<T, F>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let task = p as *mut Task<T, F>;
-    match op {
-        TaskOp::Run => {
-            // SAFETY: per the contract, nobody else touches `f` or writes the result now.
-            let f = unsafe { (*(*task).f.get()).take() }.expect("goro: coroutine body run twice");
-            let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(v) => Ok(v),
-                Err(p) if p.is::<Goexit>() => Err(JoinError {
-                    repr: JoinRepr::Goexit,
-                }),
-                Err(p) => Err(JoinError {
-                    repr: JoinRepr::Panic(p),
-                }),
-            };
-            // SAFETY: the task is live (per the contract).
-            unsafe { (*task).join.complete(r) };
-        }
-        TaskOp::Fail(err) => {
-            // SAFETY: as for `Run`.
-            drop(unsafe { (*(*task).f.get()).take() });
-            // SAFETY: as for `Run`.
-            unsafe { (*task).join.complete(Err(err)) };
-        }
-        TaskOp::Drop => {
-            if BOXED {
-                // SAFETY: a boxed task came from `Box::into_raw` and is dropped once, here.
-                drop(unsafe { Box::from_raw(task) });
-            } else {
-                // SAFETY: the task was written into the block's space and is dropped once, here.
-                unsafe { std::ptr::drop_in_place(task) };
-            }
-        }
+    unsafe fn run(this: *mut Self, exiting: fn()) {
+        // SAFETY: per the contract, nobody else touches `f` or writes the result now.
+        let f = unsafe { (*(*this).f.get()).take() }.expect("goro: coroutine body run twice");
+        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => Ok(v),
+            Err(p) if p.is::<Goexit>() => Err(JoinError {
+                repr: JoinRepr::Goexit,
+            }),
+            Err(p) => Err(JoinError {
+                repr: JoinRepr::Panic(p),
+            }),
+        };
+        // SAFETY: the task is live (per the contract).
+        unsafe { (*this).join.complete(r, exiting) };
+    }
+
+    unsafe fn fail(this: *mut Self, err: io::Error, exiting: fn()) {
+        // SAFETY: as for `run`.
+        drop(unsafe { (*(*this).f.get()).take() });
+        // SAFETY: as for `run`.
+        unsafe {
+            (*this)
+                .join
+                .complete(Err(JoinError::no_stack(&err)), exiting)
+        };
     }
 }
 
 impl<T> JoinInner<T> {
-    fn complete(&self, r: Result<T, JoinError>) {
+    fn complete(&self, r: Result<T, JoinError>, exiting: fn()) {
         // SAFETY: only the coroutine writes the result, once, before publishing J_DONE.
         unsafe { *self.result.get() = Some(r) };
         // Uncount the coroutine before anyone can observe its completion (API: "a coroutine is
-        // uncounted before its join returns").
-        sched::coroutine_exiting();
+        // uncounted before its join returns"): `exiting` is the scheduler's.
+        exiting();
         // Sets `done` (Release: the result write above is visible to the joiner that sees
         // J_DONE) and unparks an armed joiner; fails only if the handle was dropped first.
         if let Err(J_DETACHED) = self.done.try_set(J_DONE) {
@@ -415,7 +188,7 @@ enum JoinRepr {
 
 impl JoinError {
     /// A coroutine that could not start because no stack could be had.
-    pub(crate) fn no_stack(e: &io::Error) -> JoinError {
+    fn no_stack(e: &io::Error) -> JoinError {
         JoinError {
             repr: JoinRepr::Panic(Box::new(format!(
                 "goro: cannot allocate a coroutine stack: {e}"
@@ -453,12 +226,6 @@ impl JoinError {
             JoinRepr::Goexit => Err(self),
         }
     }
-}
-
-pub(crate) fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
-    p.downcast_ref::<&'static str>()
-        .copied()
-        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
 }
 
 impl fmt::Debug for JoinError {
@@ -637,8 +404,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (co, queued, join) = Co::new(name, stack_size, stack, f);
+    let body = Body {
+        join: JoinInner {
+            done: OneShot::new(),
+            result: UnsafeCell::new(None),
+        },
+        f: UnsafeCell::new(Some(f)),
+    };
+    let (co, queued, body) = Co::new(name, stack_size, stack, body);
     sched::spawn_co(queued);
+    // SAFETY: `body` points to the task, which lives as long as the control block.
+    let join = unsafe { NonNull::new_unchecked(std::ptr::addr_of_mut!((*body.as_ptr()).join)) };
     JoinHandle {
         co,
         join,
@@ -678,11 +454,6 @@ where
     }
     spawn_with(None, size, None, f)
 }
-
-/// Set when a lazily taken stack could not be had; `spawn` then checks eagerly (and panics)
-/// until an allocation succeeds again.
-pub(crate) static STACKS_EXHAUSTED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
 
 /// Start a coroutine: `go!(closure)` is [`spawn`] with the handle usually ignored.
 ///

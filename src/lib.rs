@@ -42,19 +42,36 @@
 //! the thread), and both ends of every primitive may be used from either.
 //!
 //! Where to read on: the scheduler's design notes open `src/sched/mod.rs`; the wait/wake
-//! discipline every primitive follows is in `src/park.rs`; stacks (lazily committed, guarded,
-//! pooled) in `src/stack/mod.rs`; channel invariants in `src/chan/mod.rs`.
+//! discipline every primitive follows is in `src/park/mod.rs` (and its one-shot hand-over in
+//! `src/park/oneshot.rs`); the coroutine state machine in `src/co/state.rs`; stacks (lazily
+//! committed, guarded, pooled) in `src/stack/mod.rs`; channel invariants in `src/chan/mod.rs`.
+//!
+//! Layers (each module imports only from those below it; read bottom-up):
+//! ```text
+//!   chan  sync  time  context  signal        the primitives users see
+//!   runtime                                  facade: gomaxprocs, run, dump, ...
+//!   coroutine (spawn, Builder, JoinHandle, goexit, defer!, go!)   blocking
+//!   park (current/park/unpark, OneShot)
+//!   sched (mod -> worker -> shared; sysmon, timers, reasons, dump, panic_hook, queues)
+//!   co (Co, state machine, CoRef)
+//!   arch (SwitchContext)
+//!   stack
+//!   util (lock ignoring poison, RNG, panic_message)
+//! ```
+//! (`chan` -> `time` is still an edge of the primitives' layer being removed on the `chan`
+//! side.)
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "bench-support")]
 #[doc(hidden)]
 #[path = "bench_support.rs"]
 pub mod __bench;
 pub(crate) mod arch;
 mod blocking;
 pub mod chan;
+mod co;
 pub mod context;
-mod coref;
 mod coroutine;
 pub(crate) mod park;
 pub mod runtime;

@@ -1,13 +1,13 @@
 //! Runtime control and introspection: `gomaxprocs`, `num_goroutine`, `num_cpu`, `gosched`,
-//! `sleep`, `run` (with Go's deadlock detection) and `dump`.
+//! `sleep`, `run` (with Go's deadlock detection) and `dump`. A facade: the work is done in
+//! `sched` (dump, the panic hook, worker counts) and `park` (sleep).
 
-use std::fmt::Write as _;
 use std::panic;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::coroutine::{self, Builder, PARKED, RUNNABLE, RUNNING};
-use crate::sched::{self, reasons, MAX_WORKERS};
+use crate::coroutine::Builder;
+use crate::sched::{self, MAX_WORKERS};
 
 /// Set the number of worker threads that run coroutines and return the previous value;
 /// `gomaxprocs(0)` only queries. The default is env `GOMAXPROCS` if set, else [`num_cpu`].
@@ -63,7 +63,7 @@ pub fn num_goroutine() -> usize {
 
 /// The number of logical CPUs usable by this process (its affinity mask respected).
 pub fn num_cpu() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    sched::num_cpu()
 }
 
 /// Yield: let other runnable coroutines run, then continue (on a plain thread:
@@ -75,7 +75,7 @@ pub fn gosched() {
 /// Park the calling coroutine (or block the calling thread) for at least `d`; the same as
 /// [`time::sleep`](crate::time::sleep).
 pub fn sleep(d: Duration) {
-    crate::time::sleep(d)
+    crate::park::sleep(d)
 }
 
 /// Run `f` as the main coroutine and wait for it on the calling thread; return its value.
@@ -119,62 +119,5 @@ where
 /// durations are approximate, to the monitor's ~10–100 ms clock). Coroutines not yet started
 /// are summed up in one line.
 pub fn dump() -> String {
-    let Some(r) = sched::rt_if_started() else {
-        return String::from("(goro runtime not started)\n");
-    };
-    let now = r.now_ms();
-    let mut out = String::new();
-    let mut started = 0usize;
-    for i in 0..r.created() {
-        let Some(w) = r.worker(i) else { continue };
-        let reg = crate::util::lock(&w.registry);
-        for co in reg.slots.iter().flatten() {
-            started += 1;
-            let _ = write!(out, "coroutine {}", co.id);
-            if let Some(n) = &co.name {
-                let _ = write!(out, " {n:?}");
-            }
-            let state = co.state.load(Ordering::Acquire);
-            match state {
-                PARKED => {
-                    let why = reasons::lookup(co.reason.load(Ordering::Relaxed));
-                    let since = co.wait_since.load(Ordering::Relaxed);
-                    let why = if why.is_empty() { "waiting" } else { why };
-                    let _ = write!(out, " [{why}, {} ms]", now.saturating_sub(since));
-                }
-                RUNNABLE => out.push_str(" [runnable]"),
-                RUNNING | coroutine::NOTIFIED => out.push_str(" [running]"),
-                _ => out.push_str(" [finishing]"),
-            }
-            let _ = writeln!(out, " on worker {i}, stack {} KiB", co.stack_size / 1024);
-        }
-    }
-    let fresh = r.live().saturating_sub(started);
-    if fresh > 0 {
-        let _ = writeln!(out, "{fresh} coroutines not started yet [runnable]");
-    }
-    if out.is_empty() {
-        out.push_str("(no coroutines)\n");
-    }
-    out
-}
-
-/// Wrap the panic hook so a panic on a coroutine names the coroutine before the usual report.
-pub(crate) fn install_panic_hook() {
-    let prev = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if let Some(co) = sched::current_coroutine() {
-            match &co.name {
-                Some(n) => eprintln!(
-                    "goro: panic in coroutine {} {n:?} (join() returns it; the runtime continues)",
-                    co.id
-                ),
-                None => eprintln!(
-                    "goro: panic in coroutine {} (join() returns it; the runtime continues)",
-                    co.id
-                ),
-            }
-        }
-        prev(info)
-    }));
+    sched::dump()
 }

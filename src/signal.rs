@@ -60,14 +60,14 @@ const FORBIDDEN: &[i32] = &[
     libc::SIGFPE,
 ];
 
-struct Entry {
+struct Subscriber {
     tx: Sender<i32>,
     signals: HashSet<i32>,
 }
 
 struct State {
     handle: Handle,
-    entries: Vec<Entry>,
+    entries: Vec<Subscriber>,
     /// Signals goro has started catching.
     caught: HashSet<i32>,
     /// Of those, the ones that were ignored (SIG_IGN) before.
@@ -186,7 +186,7 @@ pub fn notify(tx: &Sender<i32>, signals: &[i32]) -> io::Result<()> {
             if st.entries.is_empty() {
                 crate::sched::add_wake_source();
             }
-            st.entries.push(Entry {
+            st.entries.push(Subscriber {
                 tx: tx.clone(),
                 signals: signals.into_iter().collect(),
             });

@@ -4,6 +4,7 @@
 //! - [`lock`]: take a `std::sync::Mutex` ignoring poisoning. goro's internal locks guard short
 //!   critical sections with no user code in them, so a poisoned flag can only mean a panic
 //!   elsewhere on that thread, and must never turn into a second, user-visible panic.
+//! - [`panic_message`]: the text of a panic payload, if it has one.
 //! - [`Rng`] and [`random_u64`]: one xorshift64* generator, for randomised choices (which
 //!   worker to steal from, the order of `select!`'s cases). Fast and statistically fair for
 //!   that; not for anything secret.
@@ -15,6 +16,13 @@ use std::sync::{Mutex, MutexGuard};
 #[inline]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The message of a panic payload (`panic!("...")` or `panic!("{x}")`), if it is text.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
 }
 
 /// A xorshift64* pseudo-random generator in a `Cell` (one owner thread; not `Sync`).

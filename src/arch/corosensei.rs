@@ -17,7 +17,7 @@ use coro::{Coroutine, CoroutineResult, Yielder};
 use crate::stack::Stack;
 
 /// Name of this backend.
-#[cfg_attr(goro_asm, allow(dead_code))]
+#[cfg(all(not(goro_asm), feature = "bench-support"))]
 pub(crate) const BACKEND: &str = "corosensei";
 
 /// The address range of one of our stacks, as corosensei wants it.
@@ -44,7 +44,7 @@ type Input = *mut ();
 type Y = Yielder<Input, ()>;
 
 /// The saved state of a coroutine; see the module docs.
-pub(crate) struct Context {
+pub(crate) struct SwitchContext {
     coro: Coroutine<Input, (), (), Bounds>,
     yielder: *const Y,
     /// About where the stack pointer was at the latest suspension (`usize::MAX`: none).
@@ -54,22 +54,22 @@ pub(crate) struct Context {
 // SAFETY: before the first resume a context holds only the entry fn pointer and its
 // argument (which the `new` contract makes sendable) and plain addresses; after it, the
 // contract forbids resuming it on another thread than the first.
-unsafe impl Send for Context {}
+unsafe impl Send for SwitchContext {}
 
 // SAFETY: the only `&self` methods read plain state (`done()`, a saved address); the
 // yielder pointer is only dereferenced through `&mut self` on the coroutine itself.
-unsafe impl Sync for Context {}
+unsafe impl Sync for SwitchContext {}
 
-impl std::fmt::Debug for Context {
+impl std::fmt::Debug for SwitchContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
+        f.debug_struct("SwitchContext")
             .field("started", &self.coro.started())
             .field("finished", &self.coro.done())
             .finish()
     }
 }
 
-impl Context {
+impl SwitchContext {
     /// Prepare a context that runs `entry(arg)` on `stack` at its first
     /// [`resume`](Self::resume).
     ///
@@ -80,7 +80,11 @@ impl Context {
     /// * `entry(arg)` must be sound to call once, on that stack, on the thread that first
     ///   resumes the context; it must not unwind and returns when the coroutine is
     ///   finished.
-    pub(crate) unsafe fn new(stack: &Stack, entry: unsafe fn(*mut ()), arg: *mut ()) -> Context {
+    pub(crate) unsafe fn new(
+        stack: &Stack,
+        entry: unsafe fn(*mut ()),
+        arg: *mut (),
+    ) -> SwitchContext {
         let bounds = Bounds {
             base: StackPointer::new(stack.top()).expect("stack top is not null"),
             limit: StackPointer::new(stack.bottom() - stack.guard_size())
@@ -94,7 +98,7 @@ impl Context {
             // SAFETY: the contract of `new`.
             unsafe { entry(arg as *mut ()) };
         });
-        Context {
+        SwitchContext {
             coro,
             yielder: std::ptr::null(),
             suspended_sp: usize::MAX,
@@ -131,14 +135,14 @@ impl Context {
     }
 
     /// Whether the entry function has returned.
-    #[cfg_attr(goro_asm, allow(dead_code))]
+    #[cfg(any(not(goro_asm), test))]
     pub(crate) fn is_finished(&self) -> bool {
         self.coro.done()
     }
 
     /// About where the coroutine's stack pointer is while it is suspended (`usize::MAX`
     /// before its first suspension and once finished); see the asm backend's twin.
-    #[cfg_attr(goro_asm, allow(dead_code))]
+    #[cfg(any(not(goro_asm), test))]
     pub(crate) fn suspended_sp(&self) -> usize {
         if self.coro.done() {
             usize::MAX
@@ -148,7 +152,7 @@ impl Context {
     }
 }
 
-impl Drop for Context {
+impl Drop for SwitchContext {
     fn drop(&mut self) {
         if self.coro.started() && !self.coro.done() {
             // SAFETY: the coroutine is suspended; forgetting its frames without running

@@ -1,4 +1,4 @@
-//! Context switch: one [`Context`] per coroutine, switched to with `resume` and away from
+//! SwitchContext switch: one [`SwitchContext`] per coroutine, switched to with `resume` and away from
 //! with `suspend`.
 //!
 //! Two backends with the same surface:
@@ -6,12 +6,12 @@
 //!   (cfg `goro_asm_available`, set by `build.rs`);
 //! * [`corosensei`] — the portable one, on every target corosensei supports.
 //!
-//! `Context` is the asm backend where `build.rs` set cfg `goro_asm` (available, and the
+//! `SwitchContext` is the asm backend where `build.rs` set cfg `goro_asm` (available, and the
 //! cargo feature `corosensei` is off), corosensei otherwise. Both backends compile
 //! wherever they can, so the switch bench compares them in one run.
 //!
 //! Shared contract (each backend repeats it on its items):
-//! * `Context::new(stack, entry, arg)` prepares a context that runs `entry(arg)` on
+//! * `SwitchContext::new(stack, entry, arg)` prepares a context that runs `entry(arg)` on
 //!   `stack` at its first `resume`; `entry` must not unwind and returns when the
 //!   coroutine is finished.
 //! * A context may move (it is `Send`) until its first `resume`; from then on it stays at
@@ -29,14 +29,21 @@
 //!   the asm trampoline restores it when a coroutine ends. Building with
 //!   `GORO_PRESERVE_FP=1` makes the asm backend save and restore it on every switch.
 
+// The backend not selected is compiled only for the tests and the switch bench, which compare
+// the two side by side.
+#[cfg(any(not(goro_asm), test, feature = "bench-support"))]
 pub(crate) mod corosensei;
-#[cfg(goro_asm_available)]
+#[cfg(all(goro_asm_available, any(goro_asm, test, feature = "bench-support")))]
 pub(crate) mod x86_64;
 
 #[cfg(not(goro_asm))]
-pub(crate) use self::corosensei::{Context, BACKEND};
+pub(crate) use self::corosensei::SwitchContext;
+#[cfg(all(not(goro_asm), feature = "bench-support"))]
+pub(crate) use self::corosensei::BACKEND;
 #[cfg(goro_asm)]
-pub(crate) use self::x86_64::{Context, BACKEND};
+pub(crate) use self::x86_64::SwitchContext;
+#[cfg(all(goro_asm, feature = "bench-support"))]
+pub(crate) use self::x86_64::BACKEND;
 
 #[cfg(test)]
 mod tests;

@@ -37,7 +37,7 @@ macro_rules! backend_tests {
     ($modname:ident, $ctx:ty) => {
         mod $modname {
             use std::hint::black_box;
-            type Context = $ctx;
+            type SwitchContext = $ctx;
 
             use crate::stack::{allocate, round_stack_size, Stack};
 
@@ -47,7 +47,7 @@ macro_rules! backend_tests {
 
             /// A context plus data shared with its coroutine, boxed so it never moves.
             struct Shared<T> {
-                ctx: Option<Context>,
+                ctx: Option<SwitchContext>,
                 data: T,
             }
 
@@ -55,7 +55,7 @@ macro_rules! backend_tests {
                 let mut b = Box::new(Shared { ctx: None, data });
                 let arg = std::ptr::addr_of_mut!(*b).cast::<()>();
                 // SAFETY: the stack outlives the box in every test; entries don't unwind.
-                b.ctx = Some(unsafe { Context::new(stack, entry, arg) });
+                b.ctx = Some(unsafe { SwitchContext::new(stack, entry, arg) });
                 b
             }
 
@@ -338,19 +338,19 @@ macro_rules! backend_tests {
 backend_tests!(asm, crate::arch::x86_64::RawContext<false>);
 #[cfg(goro_asm_available)]
 backend_tests!(asm_fp, crate::arch::x86_64::RawContext<true>);
-backend_tests!(corosensei, crate::arch::corosensei::Context);
+backend_tests!(corosensei, crate::arch::corosensei::SwitchContext);
 
 /// The asm backend's `_fp` variant keeps each context's FP control state (corosensei does
 /// not save it, nor does the default variant: see asm/x86_64.S).
 #[cfg(goro_asm_available)]
 #[test]
 fn asm_fp_variant_preserves_fp_control_state() {
-    type Context = crate::arch::x86_64::RawContext<true>;
+    type SwitchContext = crate::arch::x86_64::RawContext<true>;
     use crate::stack::{allocate, round_stack_size};
 
     const DEFAULT: (u32, u16) = (0x1F80, 0x037F);
     struct Sh {
-        ctx: Option<Context>,
+        ctx: Option<SwitchContext>,
         seen: Vec<(u32, u16)>,
     }
     // SAFETY (entry): `arg` is the Sh running it.
@@ -378,7 +378,7 @@ fn asm_fp_variant_preserves_fp_control_state() {
     });
     let arg = std::ptr::addr_of_mut!(*s).cast::<()>();
     // SAFETY: `st` outlives `s`; entry does not unwind unless the test fails.
-    s.ctx = Some(unsafe { Context::new(&st, entry, arg) });
+    s.ctx = Some(unsafe { SwitchContext::new(&st, entry, arg) });
     // The resumer runs with round-up.
     set_fp_control(0x5F80, 0x037F);
     let resume = |s: &mut Sh| {
@@ -408,11 +408,11 @@ fn asm_fp_variant_preserves_fp_control_state() {
 #[cfg(goro_asm_available)]
 #[test]
 fn asm_default_variant_inherits_fp_control_state() {
-    type Context = crate::arch::x86_64::RawContext<false>;
+    type SwitchContext = crate::arch::x86_64::RawContext<false>;
     use crate::stack::{allocate, round_stack_size};
 
     struct Sh {
-        ctx: Option<Context>,
+        ctx: Option<SwitchContext>,
         seen: Vec<(u32, u16)>,
     }
     // SAFETY (entry): `arg` is the Sh running it.
@@ -436,7 +436,7 @@ fn asm_default_variant_inherits_fp_control_state() {
     });
     let arg = std::ptr::addr_of_mut!(*s).cast::<()>();
     // SAFETY: `st` outlives `s`; entry does not unwind unless the test fails.
-    s.ctx = Some(unsafe { Context::new(&st, entry, arg) });
+    s.ctx = Some(unsafe { SwitchContext::new(&st, entry, arg) });
     set_fp_control(0x5F80, 0x037F);
     // SAFETY: boxed, this thread only.
     assert!(!unsafe { s.ctx.as_mut().unwrap().resume() });
@@ -456,7 +456,7 @@ fn asm_default_variant_inherits_fp_control_state() {
 #[cfg(goro_asm_available)]
 #[test]
 fn asm_default_variant_restores_fp_control_state_at_the_end() {
-    type Context = crate::arch::x86_64::RawContext<false>;
+    type SwitchContext = crate::arch::x86_64::RawContext<false>;
     use crate::stack::{allocate, round_stack_size};
 
     // SAFETY (entry): no argument used.
@@ -466,7 +466,7 @@ fn asm_default_variant_restores_fp_control_state_at_the_end() {
     let saved = fp_control();
     let st = allocate(round_stack_size(32 * 1024).unwrap()).unwrap();
     // SAFETY: `st` outlives the context; entry does not unwind.
-    let mut c = unsafe { Context::new(&st, entry, std::ptr::null_mut()) };
+    let mut c = unsafe { SwitchContext::new(&st, entry, std::ptr::null_mut()) };
     // SAFETY: fresh context, this thread.
     assert!(unsafe { c.resume() });
     assert_eq!(fp_control(), saved);
@@ -476,7 +476,7 @@ fn asm_default_variant_restores_fp_control_state_at_the_end() {
 #[test]
 fn context_and_stack_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
-    check::<crate::arch::Context>();
-    check::<crate::arch::corosensei::Context>();
+    check::<crate::arch::SwitchContext>();
+    check::<crate::arch::corosensei::SwitchContext>();
     check::<crate::stack::Stack>();
 }

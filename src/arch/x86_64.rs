@@ -12,7 +12,7 @@
 //! unchanged FP environment (the `.S` file explains why, and why reading MXCSR on every
 //! switch is not affordable); a coroutine inherits its first resumer's, and the trampoline
 //! restores that when the coroutine ends. Built with `GORO_PRESERVE_FP=1` in the environment,
-//! [`Context`] is `RawContext<true>`, which uses the `_fp` routines: they save and restore
+//! [`SwitchContext`] is `RawContext<true>`, which uses the `_fp` routines: they save and restore
 //! both control words on every switch.
 //!
 //! Invariants:
@@ -21,7 +21,6 @@
 //!   once started.
 //! * While suspended, `sp` points at a complete saved frame of the context's variant
 //!   (`FP`), and so does `parent_sp` while it runs; one context never mixes variants.
-#![cfg_attr(not(goro_asm), allow(dead_code))] // compiled for the side-by-side bench
 
 use std::arch::{asm, global_asm};
 
@@ -41,14 +40,17 @@ extern "sysv64" {
 }
 
 /// Name of this backend.
+#[cfg(all(goro_asm, feature = "bench-support"))]
 pub(crate) const BACKEND: &str = "asm";
 
-/// Whether [`Context`] saves the FP control state on every switch: set at build time by
+/// Whether [`SwitchContext`] saves the FP control state on every switch: set at build time by
 /// `GORO_PRESERVE_FP=1` in the environment of the build (see build.rs).
+#[cfg(goro_asm)]
 pub(crate) const PRESERVE_FP: bool = cfg!(goro_preserve_fp);
 
-/// The context type the runtime uses.
-pub(crate) type Context = RawContext<PRESERVE_FP>;
+/// The context type the runtime uses (when it uses this backend).
+#[cfg(goro_asm)]
+pub(crate) type SwitchContext = RawContext<PRESERVE_FP>;
 
 /// The saved state of a coroutine; see the module docs. `FP`: uses the `_fp` routines,
 /// which save and restore the FP control state on every switch (a compile-time choice:
@@ -68,9 +70,9 @@ pub(crate) struct RawContext<const FP: bool> {
 ///
 /// `entry` is the address of an `unsafe fn(*mut ())` and `arg` what it expects.
 unsafe extern "sysv64" fn entry_shim(entry: usize, arg: *mut ()) {
-    // SAFETY: `Context::new` stored an `unsafe fn(*mut ())` as `entry`.
+    // SAFETY: `SwitchContext::new` stored an `unsafe fn(*mut ())` as `entry`.
     let entry: unsafe fn(*mut ()) = unsafe { std::mem::transmute(entry) };
-    // SAFETY: the contract of `Context::new` (entry(arg) may run once, on this stack).
+    // SAFETY: the contract of `SwitchContext::new` (entry(arg) may run once, on this stack).
     // Should it unwind anyway, this non-unwinding `extern` fn aborts the process.
     unsafe { entry(arg) }
 }
@@ -234,6 +236,7 @@ impl<const FP: bool> RawContext<FP> {
     }
 
     /// Whether the entry function has returned.
+    #[cfg(any(goro_asm, test))]
     pub(crate) fn is_finished(&self) -> bool {
         self.sp == 0
     }
@@ -243,6 +246,7 @@ impl<const FP: bool> RawContext<FP> {
     /// top. Feed it to [`Stack::note_sp`] after a `resume` that returned `false`, for the
     /// shrink policy (it is the depth of that suspension point). Not tracked inside the
     /// switch: any extra work on that path showed up at once in the round-trip cost.
+    #[cfg(any(goro_asm, test))]
     pub(crate) fn suspended_sp(&self) -> usize {
         if self.sp == 0 {
             usize::MAX

@@ -33,9 +33,7 @@ use crate::sched;
 mod oneshot;
 pub(crate) use oneshot::OneShot;
 
-/// What a parked coroutine or thread is waiting on, for `runtime::dump()` and deadlock reports.
-/// Go's wait reasons ("chan receive", "select", "sleep", "sync.Mutex.Lock", ...) are the model.
-pub(crate) type WaitReason = &'static str;
+pub(crate) use crate::sched::WaitReason;
 
 /// A handle that wakes one coroutine or one plain thread. Cheap to clone.
 #[derive(Clone)]
@@ -96,6 +94,23 @@ pub(crate) fn refresh_current(slot: &mut Option<Unparker>) {
 /// Whether the caller runs on a goro coroutine.
 pub(crate) fn in_coroutine() -> bool {
     sched::in_coroutine()
+}
+
+/// Park the calling coroutine (or block the calling thread) for at least `d`: `time::sleep`
+/// and `runtime::sleep`.
+pub(crate) fn sleep(d: std::time::Duration) {
+    if in_coroutine() {
+        let Some(deadline) = Instant::now().checked_add(d) else {
+            loop {
+                park("sleep");
+            }
+        };
+        while Instant::now() < deadline {
+            park_until(deadline, "sleep");
+        }
+    } else {
+        std::thread::sleep(d);
+    }
 }
 
 /// Block until a token is available (consuming it). May return spuriously: loop on your condition.
@@ -202,7 +217,7 @@ mod tests {
                 "lost wake-up: {} of {} sides finished\n{}",
                 done.load(Ordering::Acquire),
                 2 * PAIRS,
-                crate::runtime::dump()
+                crate::sched::dump()
             );
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -271,7 +286,7 @@ mod tests {
                 "lost wake-up: {} of {} sides finished\n{}",
                 done.load(Ordering::Acquire),
                 2 * PAIRS,
-                crate::runtime::dump()
+                crate::sched::dump()
             );
             std::thread::sleep(Duration::from_millis(5));
         }

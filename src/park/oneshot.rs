@@ -235,7 +235,7 @@ mod tests {
                 since.elapsed() < Duration::from_secs(10),
                 "lost wake-up: {} of {want} waiters finished\n{}",
                 done.load(Ordering::Acquire),
-                crate::runtime::dump()
+                crate::sched::dump()
             );
             std::thread::sleep(Duration::from_millis(5));
         }

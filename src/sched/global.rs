@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::coroutine::CoRef;
+use crate::co::CoRef;
 
 pub(crate) struct GlobalQueue {
     q: Mutex<VecDeque<CoRef>>,

@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::coroutine::CoRef;
+use crate::co::CoRef;
 
 /// Entries kept before the oldest half moves to the FIFO ring.
 pub(crate) const CAP: usize = 256;

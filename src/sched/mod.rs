@@ -17,7 +17,7 @@
 //!     from Go's FIFO order, 2.2× on skynet);
 //!   - `runq`: a bounded FIFO ring of fresh coroutines (the overflow of `lifo`, and work stolen
 //!     from others) that idle workers may steal half of (`runq.rs`);
-//!   - `local`: a plain queue of *started* coroutines that are runnable (yielded, or woken on
+//!   - `ready`: a plain queue of *started* coroutines that are runnable (yielded, or woken on
 //!     this worker). Only the owner touches it;
 //!   - `inbox`: started coroutines woken from other threads, pushed by the waker and drained by
 //!     the owner;
@@ -51,13 +51,22 @@
 //!   they hand their fresh work to the global queue and stop taking new work, but keep running
 //!   the started coroutines they host until those finish (a started coroutine cannot move).
 //!
+//! Files: `shared.rs` (state other threads see: `Runtime`, `WorkerShared`), `worker.rs` (the
+//! owner-only half and the loop; imports `shared` only), this file (starting the runtime and
+//! the crate-internal interface: park/unpark/spawn/yield, on top of both), `sysmon.rs`,
+//! `timers.rs`, `reasons.rs` (`WaitReason`), `dump.rs`, `panic_hook.rs`, and the queues
+//! (`runq.rs`, `lifo.rs`, `global.rs`). Coroutine state transitions live in `co/state.rs`.
+//!
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
-//! ([`local`]) and never held across a context switch.
+//! ([`this_worker`]) and never held across a context switch.
 
+mod dump;
 mod global;
 pub(crate) mod lifo;
+mod panic_hook;
 pub(crate) mod reasons;
 pub(crate) mod runq;
+mod shared;
 pub(crate) mod sysmon;
 pub(crate) mod timers;
 mod worker;
@@ -68,103 +77,16 @@ use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
 
-pub(crate) use crate::coroutine::CoRef;
-use crate::coroutine::{Co, NOTIFIED, PARKED, RUNNABLE, RUNNING};
-use crate::park::WaitReason;
-pub(crate) use worker::{local, Next};
+use crate::co::Co;
+pub(crate) use crate::co::CoRef;
+pub(crate) use dump::dump;
+pub(crate) use reasons::WaitReason;
+use shared::RUNTIME;
+pub(crate) use shared::{
+    coarse_now_ms, count_up, rt_if_started, CoPtr, Registry, Runtime, WorkerShared, MAX_WORKERS,
+};
+pub(crate) use worker::{this_worker, Next};
 
-/// A started coroutine in another worker's inbox (alive through its owner's registry).
-pub(crate) struct CoPtr(pub(crate) *const Co);
-// SAFETY: only the owner worker dereferences it, and the registry keeps the target alive.
-unsafe impl Send for CoPtr {}
-
-/// The most worker threads `gomaxprocs` accepts; larger requests are clamped (with a message).
-pub(crate) const MAX_WORKERS: usize = 1024;
-
-/// State of a worker visible to other threads.
-pub(crate) struct WorkerShared {
-    pub(crate) index: usize,
-    pub(crate) runq: runq::RunQueue,
-    /// Newer fresh coroutines, run newest first (`lifo.rs`).
-    pub(crate) lifo: lifo::Lifo,
-    /// Tagged `CoRef` pointer: bit 0 set = fresh (stealable), clear = started (pinned).
-    pub(crate) runnext: AtomicPtr<Co>,
-    pub(crate) inbox: SegQueue<CoPtr>,
-    pub(crate) sleeping: AtomicBool,
-    pub(crate) thread: OnceLock<std::thread::Thread>,
-    /// Bumped on every switch into a coroutine (the monitor watches it move).
-    pub(crate) tick: AtomicU64,
-    /// Id of the coroutine running now (0 = none) and when it was switched in (coarse ms).
-    pub(crate) running: AtomicU64,
-    pub(crate) running_since: AtomicU64,
-    /// Started, unfinished coroutines hosted here (the registry keeps them alive while parked).
-    pub(crate) registry: Mutex<Registry>,
-    /// Coroutines spawned and finished on this worker (only the worker writes them).
-    pub(crate) spawned: AtomicU64,
-    pub(crate) finished: AtomicU64,
-    /// Coroutines parked with no deadline (written by the owner only), and the size of the
-    /// local timeout heap.
-    pub(crate) parked_forever: AtomicUsize,
-    pub(crate) timeouts: AtomicUsize,
-}
-
-/// Started coroutines of one worker, by slot.
-#[derive(Default)]
-pub(crate) struct Registry {
-    pub(crate) slots: Vec<Option<CoRef>>,
-    free: Vec<usize>,
-    pub(crate) len: usize,
-}
-
-impl Registry {
-    fn insert(&mut self, co: CoRef) -> usize {
-        self.len += 1;
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(co);
-                i
-            }
-            None => {
-                self.slots.push(Some(co));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, i: usize) -> Option<CoRef> {
-        let co = self.slots.get_mut(i)?.take()?;
-        self.len -= 1;
-        self.free.push(i);
-        Some(co)
-    }
-}
-
-/// Process-wide scheduler state.
-pub(crate) struct Runtime {
-    workers: Box<[OnceLock<&'static WorkerShared>]>,
-    /// Worker threads started so far (indices `0..created`).
-    created: Mutex<usize>,
-    created_fast: AtomicUsize,
-    /// The gomaxprocs target: workers with `index >= target` retire.
-    pub(crate) target: AtomicUsize,
-    pub(crate) global: global::GlobalQueue,
-    pub(crate) idle: AtomicUsize,
-    pub(crate) spinning: AtomicUsize,
-    /// Coroutines spawned and finished by threads that are not workers (workers count their
-    /// own in `WorkerShared`: one shared counter would bounce between cores on every spawn).
-    plain_spawned: AtomicU64,
-    plain_finished: AtomicU64,
-    /// Plain threads that have used goro, and how many of them are blocked in goro right now.
-    pub(crate) plain_threads: AtomicUsize,
-    pub(crate) plain_blocked: AtomicUsize,
-    /// Outside registrations that may wake a coroutine later (signals, I/O).
-    pub(crate) wake_sources: AtomicUsize,
-    /// Set while `run` waits for its main coroutine (enables deadlock detection).
-    pub(crate) main_running: AtomicBool,
-    pub(crate) epoch: Instant,
-}
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static DESIRED: AtomicUsize = AtomicUsize::new(0);
 
 /// The runtime, started on first use.
@@ -175,13 +97,13 @@ pub(crate) fn rt() -> &'static Runtime {
     }
 }
 
-/// The runtime if it has started.
-pub(crate) fn rt_if_started() -> Option<&'static Runtime> {
-    RUNTIME.get()
-}
-
 pub(crate) fn ensure_started() {
     let _ = rt();
+}
+
+/// The number of logical CPUs usable by this process (its affinity mask respected).
+pub(crate) fn num_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The default gomaxprocs: env `GOMAXPROCS` if valid, else the CPU count.
@@ -191,10 +113,10 @@ pub(crate) fn default_procs() -> usize {
             Ok(n) if n >= 1 => n.min(MAX_WORKERS),
             _ => {
                 eprintln!("goro: ignoring invalid GOMAXPROCS={v:?} (want a positive integer)");
-                crate::runtime::num_cpu()
+                num_cpu()
             }
         },
-        Err(_) => crate::runtime::num_cpu(),
+        Err(_) => num_cpu(),
     }
 }
 
@@ -221,7 +143,7 @@ fn start() -> &'static Runtime {
     });
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        crate::runtime::install_panic_hook();
+        panic_hook::install_panic_hook();
         crate::stack::overflow::install();
         r.grow_workers(r.target.load(Ordering::Relaxed));
         sysmon::start();
@@ -229,35 +151,7 @@ fn start() -> &'static Runtime {
     r
 }
 
-/// Bump a counter only its own worker writes: a plain load and store, no locked instruction.
-fn count_up(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
-}
-
 impl Runtime {
-    /// Coroutines spawned and not yet finished (exact when nothing runs concurrently).
-    pub(crate) fn live(&self) -> usize {
-        let mut spawned = self.plain_spawned.load(Ordering::Acquire);
-        let mut finished = self.plain_finished.load(Ordering::Acquire);
-        for i in 0..self.created() {
-            if let Some(w) = self.worker(i) {
-                // Finished first: a coroutine counted finished was counted spawned earlier.
-                finished += w.finished.load(Ordering::Acquire);
-                spawned += w.spawned.load(Ordering::Acquire);
-            }
-        }
-        spawned.saturating_sub(finished) as usize
-    }
-
-    pub(crate) fn worker(&self, i: usize) -> Option<&'static WorkerShared> {
-        self.workers.get(i)?.get().copied()
-    }
-
-    /// Worker threads started so far.
-    pub(crate) fn created(&self) -> usize {
-        self.created_fast.load(Ordering::Acquire)
-    }
-
     /// Start worker threads until `n` exist; wake retired ones below `n`.
     pub(crate) fn grow_workers(&'static self, n: usize) {
         let mut created = crate::util::lock(&self.created);
@@ -298,63 +192,21 @@ impl Runtime {
             }
         }
     }
-
-    /// Ask one sleeping worker to come and look for work, unless someone is already looking.
-    pub(crate) fn wake_idle_worker(&self) {
-        fence(Ordering::SeqCst);
-        if self.idle.load(Ordering::SeqCst) == 0 || self.spinning.load(Ordering::SeqCst) > 0 {
-            return;
-        }
-        let target = self.target.load(Ordering::Relaxed);
-        for i in 0..self.created().min(target) {
-            if let Some(w) = self.worker(i) {
-                if w.sleeping.load(Ordering::SeqCst)
-                    && w.sleeping
-                        .compare_exchange(true, false, Ordering::SeqCst, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    if let Some(t) = w.thread.get() {
-                        t.unpark();
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Milliseconds since the runtime started (for wait durations in dumps).
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-}
-
-impl WorkerShared {
-    /// Wake this worker's thread if it sleeps.
-    ///
-    /// A plain store, not a CAS, is enough: it may overwrite a `true` the worker set for a later
-    /// sleep, but the `unpark` that always follows leaves the thread a token, so that sleep
-    /// returns at once and the worker re-checks its queues.
-    pub(crate) fn wake(&self) {
-        self.sleeping.store(false, Ordering::SeqCst);
-        if let Some(t) = self.thread.get() {
-            t.unpark();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The crate-internal interface used by park.rs, coroutine.rs and the primitives.
+// The crate-internal interface used by park/, coroutine.rs and the primitives.
 
 /// A counted reference to the running coroutine, if the caller runs on one.
 /// The running coroutine's control block address, if the caller runs on one (for identity
 /// checks only: no reference is taken).
 pub(crate) fn current_ptr() -> Option<*const Co> {
-    let p = local()?.current.get();
+    let p = this_worker()?.current.get();
     (!p.is_null()).then_some(p)
 }
 
 pub(crate) fn current_coroutine() -> Option<CoRef> {
-    let l = local()?;
+    let l = this_worker()?;
     let p = l.current.get();
     if p.is_null() {
         return None;
@@ -366,24 +218,18 @@ pub(crate) fn current_coroutine() -> Option<CoRef> {
 
 /// Whether the caller runs on a goro coroutine.
 pub(crate) fn in_coroutine() -> bool {
-    local().is_some_and(|l| !l.current.get().is_null())
+    this_worker().is_some_and(|l| !l.current.get().is_null())
 }
 
-/// Park the running coroutine until unparked (or until `deadline`). See `park.rs`.
+/// Park the running coroutine until unparked (or until `deadline`). See `park/mod.rs`.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
-    let l = local().expect("park_current outside a worker");
+    let l = this_worker().expect("park_current outside a worker");
     let cop = l.current.get();
     assert!(!cop.is_null(), "park_current outside a coroutine");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
     let co = unsafe { &*cop };
-    // A pending token: consume it and return at once. The load only filters (a stale RUNNING
-    // is caught by the PARKED CAS below); the token itself is always taken by an RMW.
-    if co.state.load(Ordering::Relaxed) == NOTIFIED
-        && co
-            .state
-            .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    {
+    // A pending token: consume it and return at once.
+    if co.take_token() {
         return;
     }
     if let Some(d) = deadline {
@@ -400,25 +246,13 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     } else {
         owner_add(&l.shared.parked_forever, 1);
     }
-    if co
-        .state
-        .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
+    // Parked: switch away. Not parked: it was unparked on its way here (token consumed).
+    if co.try_park() {
         l.suspend_current(cop);
-    } else {
-        // Unparked between the check above and now: the state is NOTIFIED; consume the token.
-        // A read-modify-write, not a store: another `unpark` may have rewritten NOTIFIED after
-        // the failed CAS read it (the no-op RMW of `sched::unpark`), and only an RMW reads that
-        // latest value and so acquires its caller's writes. A plain store here read from no
-        // one: the token's first giver could be a stray unpark, the second one the waker that
-        // had just made our condition true, and we would re-check it stale and park for good.
-        let was = co.state.swap(RUNNING, Ordering::Acquire);
-        debug_assert_eq!(was, NOTIFIED, "only the coroutine itself leaves NOTIFIED");
     }
     co.reason.store(0, Ordering::Relaxed);
     // Re-read the worker: identical (coroutines never migrate), but never hold TLS across a switch.
-    let l = local().expect("coroutine resumed off its worker");
+    let l = this_worker().expect("coroutine resumed off its worker");
     if deadline.is_some() {
         if co.park_seq.load(Ordering::Relaxed) == seq {
             // Woken before the deadline: its heap entry is now stale.
@@ -438,33 +272,10 @@ fn owner_add(c: &AtomicUsize, delta: usize) {
     );
 }
 
-/// Make `co` runnable if it is parked, or leave it a token if it runs.
-///
-/// Every outcome is a read-modify-write of `state`, including the ones that change nothing
-/// (RUNNABLE or NOTIFIED already: it will run and re-check). A plain load there would let the
-/// caller's earlier store (the condition the target waits for) be reordered after it: the
-/// target could consume the old token, re-check before that store is visible, and park for
-/// good (seen as a hang of skynet on 2 workers). The RMW releases the caller's writes to
-/// whoever next acquires `state`: the target's own CAS when it consumes the token, or its
-/// worker's load when it runs it.
+/// Make `co` runnable if it is parked, or leave it a token if it runs (the transition and
+/// its ordering argument: `Co::unpark` in `co/state.rs`).
 pub(crate) fn unpark(co: &CoRef) {
-    let mut s = co.state.load(Ordering::Relaxed);
-    loop {
-        let next = match s {
-            RUNNING => NOTIFIED,
-            PARKED => RUNNABLE,
-            RUNNABLE | NOTIFIED => s,
-            _ => return, // FRESH: has not waited on anything yet; DONE: never runs again
-        };
-        match co
-            .state
-            .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) => break,
-            Err(now) => s = now,
-        }
-    }
-    if s == PARKED {
+    if co.unpark() {
         make_runnable(co);
     }
 }
@@ -473,7 +284,7 @@ pub(crate) fn unpark(co: &CoRef) {
 fn make_runnable(co: &Co) {
     let owner = co.owner.load(Ordering::Relaxed);
     let p = co as *const Co;
-    if let Some(l) = local() {
+    if let Some(l) = this_worker() {
         if l.shared.index == owner {
             l.push_runnext(Next::Started(p));
             return;
@@ -492,7 +303,7 @@ fn make_runnable(co: &Co) {
 /// Queue a freshly spawned coroutine: near the spawner when it is a worker, else globally.
 pub(crate) fn spawn_co(co: CoRef) {
     let r = rt();
-    match local() {
+    match this_worker() {
         Some(l) => {
             count_up(&l.shared.spawned);
             if l.retiring() {
@@ -511,19 +322,9 @@ pub(crate) fn spawn_co(co: CoRef) {
     }
 }
 
-/// Called by a finishing coroutine before its joiner can see the result.
-pub(crate) fn coroutine_exiting() {
-    match local() {
-        Some(l) => count_up(&l.shared.finished),
-        None => {
-            rt().plain_finished.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
 /// Yield: let other runnable coroutines run, then continue.
 pub(crate) fn yield_now() {
-    match local() {
+    match this_worker() {
         Some(l) if !l.current.get().is_null() => l.yield_current(),
         _ => std::thread::yield_now(),
     }
@@ -567,7 +368,7 @@ pub(crate) fn mark_runtime_thread() {
 
 /// Count the calling plain thread (once) as one that uses goro and so may wake coroutines.
 pub(crate) fn note_plain_thread() {
-    if local().is_some() || RUNTIME_THREAD.try_with(|r| r.get()).unwrap_or(true) {
+    if this_worker().is_some() || RUNTIME_THREAD.try_with(|r| r.get()).unwrap_or(true) {
         return;
     }
     struct Registered;
@@ -586,12 +387,6 @@ pub(crate) fn note_plain_thread() {
             let _ = GUARD.try_with(|g| *g.borrow_mut() = Some(Registered));
         }
     });
-}
-
-/// A coarse millisecond clock for wait durations (refreshed by the monitor and by parks that
-/// read the real clock anyway).
-pub(crate) fn coarse_now_ms() -> u64 {
-    sysmon::COARSE_MS.load(Ordering::Relaxed)
 }
 
 /// `DESIRED` once the starting runtime has read it: later wishes must be applied for real.

@@ -7,6 +7,10 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+/// What a parked coroutine or thread is waiting on, for `runtime::dump()` and deadlock reports.
+/// Go's wait reasons ("chan receive", "select", "sleep", "sync.Mutex.Lock", ...) are the model.
+pub(crate) type WaitReason = &'static str;
+
 const SLOTS: usize = 128;
 
 struct Slot {

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use crate::coroutine::{Co, CoRef};
+use crate::co::{Co, CoRef};
 
 pub(crate) const CAP: usize = 256;
 

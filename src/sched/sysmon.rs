@@ -4,14 +4,13 @@
 //! It polls every 10 ms while any worker runs a coroutine and backs off to 100 ms when the
 //! runtime is idle (an idle process then costs ~10 wake-ups a second: far below 1% of a core).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{rt, runq::RunQueue, Runtime};
-use crate::coroutine::{Co, PARKED};
+use crate::co::{Co, PARKED};
 
-/// Milliseconds since the runtime started, refreshed by the monitor.
-pub(crate) static COARSE_MS: AtomicU64 = AtomicU64::new(0);
+pub(crate) use super::shared::COARSE_MS;
 
 /// A worker running one coroutine this long has its fresh coroutines moved elsewhere.
 const STUCK_MS: u64 = 10;
@@ -117,7 +116,7 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
             .is_ok()
     {
         // SAFETY: the CAS took ownership of this tagged `CoRef::into_raw` pointer.
-        let co = unsafe { crate::coroutine::CoRef::from_raw((p as usize & !1) as *const Co) };
+        let co = unsafe { crate::co::CoRef::from_raw((p as usize & !1) as *const Co) };
         r.global.push(co);
         moved += 1;
     }

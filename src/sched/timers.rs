@@ -32,8 +32,10 @@ const CANCELLED: u8 = 2;
 
 type Callback = Box<dyn FnOnce() + Send>;
 
-struct Entry {
+struct Scheduled {
     state: AtomicU8,
+    /// Kept for the tests only (the heap orders by its own copy).
+    #[cfg(test)]
     deadline: Instant,
     id: u64,
     callback: Mutex<Option<Callback>>,
@@ -42,7 +44,7 @@ struct Entry {
 /// A scheduled callback; dropping the handle does not cancel it.
 #[derive(Clone)]
 pub(crate) struct TimerHandle {
-    entry: Arc<Entry>,
+    entry: Arc<Scheduled>,
 }
 
 impl TimerHandle {
@@ -68,22 +70,16 @@ impl TimerHandle {
     }
 
     /// True while the callback has neither started nor been cancelled.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn is_pending(&self) -> bool {
         self.entry.state.load(Ordering::Acquire) == PENDING
-    }
-
-    /// When the callback is (or was) due.
-    #[allow(dead_code)]
-    pub(crate) fn deadline(&self) -> Instant {
-        self.entry.deadline
     }
 }
 
 struct Inner {
     /// (deadline, id); an id no longer in `entries` is stale (cancelled).
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    entries: HashMap<u64, Arc<Entry>>,
+    entries: HashMap<u64, Arc<Scheduled>>,
     next_id: u64,
 }
 
@@ -134,8 +130,9 @@ pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> 
     let mut g = q.lock();
     let id = g.next_id;
     g.next_id += 1;
-    let entry = Arc::new(Entry {
+    let entry = Arc::new(Scheduled {
         state: AtomicU8::new(PENDING),
+        #[cfg(test)]
         deadline,
         id,
         callback: Mutex::new(Some(Box::new(f))),
@@ -172,8 +169,7 @@ fn run_timer_thread() {
                     if let Some(cb) = cb {
                         // A panicking callback must not take every other timer down with it.
                         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(cb)) {
-                            let msg =
-                                crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+                            let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
                             eprintln!("goro: a timer callback panicked: {msg}");
                         }
                     }

@@ -11,10 +11,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{rt, CoRef, Runtime, WorkerShared};
+use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
+use crate::co::CoRef;
 
-use crate::arch::Context;
-use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
+use crate::arch::SwitchContext;
+use crate::co::{Co, FRESH};
 use crate::stack::overflow::{self, RunningInfo};
 use crate::util::{random_u64, Rng};
 
@@ -26,57 +27,65 @@ const RUNNEXT_STREAK: u32 = 64;
 const SPIN_ROUNDS: u32 = 64;
 
 /// A timeout entry in the local heap: wake `co` at `deadline` if it is still in park `seq`.
-struct Timeout {
+struct ParkTimeout {
     deadline: Instant,
     seq: u64,
     co: CoRef,
 }
 
-impl PartialEq for Timeout {
+impl PartialEq for ParkTimeout {
     fn eq(&self, o: &Self) -> bool {
         self.deadline == o.deadline
     }
 }
-impl Eq for Timeout {}
-impl PartialOrd for Timeout {
+impl Eq for ParkTimeout {}
+impl PartialOrd for ParkTimeout {
     fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Timeout {
+impl Ord for ParkTimeout {
     fn cmp(&self, o: &Self) -> CmpOrdering {
         o.deadline.cmp(&self.deadline) // min-heap
     }
 }
 
-/// The owner-only state of a worker.
+/// The owner-only state of a worker: every field is touched by the worker's own thread only
+/// (its loop, and the coroutines it runs, which run on that thread), so none is atomic.
 pub(crate) struct WorkerLocal {
+    /// This worker's half that other threads see (its fields say who may touch them).
     pub(crate) shared: &'static WorkerShared,
     /// The running coroutine (a control block the registry holds), or null.
     pub(crate) current: Cell<*const Co>,
     /// Started coroutines, runnable (alive through the registry: raw pointers, no refcounting).
-    local: UnsafeCell<VecDeque<*const Co>>,
+    ready: UnsafeCell<VecDeque<*const Co>>,
     /// The coroutine that last called `gosched`, or null. It runs again only when nothing else
     /// is runnable here (after the fresh ones too, as Go's `Gosched` puts it behind the local
     /// queue): a coroutine yielding in a loop while it waits for a fresh one cannot starve it.
     yielded: Cell<*const Co>,
+    /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
     retiring: Cell<bool>,
-    timeouts: UnsafeCell<BinaryHeap<Timeout>>,
+    /// Deadlines of this worker's coroutines parked with `park_until` (a min-heap).
+    timeouts: UnsafeCell<BinaryHeap<ParkTimeout>>,
+    /// Heap entries known to be stale (woken before their deadline); compaction trigger.
     stale: Cell<usize>,
+    /// Consecutive `runnext` picks (see `RUNNEXT_STREAK`).
     streak: Cell<u32>,
+    /// Scheduling rounds so far (fairness checks every `FAIRNESS_TICKS`).
     schedtick: Cell<u64>,
+    /// Picks the first victim to steal from.
     rng: Rng,
 }
 
 thread_local! {
-    static LOCAL: Cell<*const WorkerLocal> = const { Cell::new(std::ptr::null()) };
+    static WORKER: Cell<*const WorkerLocal> = const { Cell::new(std::ptr::null()) };
 }
 
 /// This thread's worker state, if it is a worker. Never inlined, so the TLS address is not
 /// cached across a context switch by the caller's code.
 #[inline(never)]
-pub(crate) fn local() -> Option<&'static WorkerLocal> {
-    let p = LOCAL.try_with(|c| c.get()).unwrap_or(std::ptr::null());
+pub(crate) fn this_worker() -> Option<&'static WorkerLocal> {
+    let p = WORKER.try_with(|c| c.get()).unwrap_or(std::ptr::null());
     // SAFETY: the pointer was leaked from a Box by this thread's `run` and is never freed; only
     // this thread uses it.
     unsafe { p.as_ref() }
@@ -112,13 +121,13 @@ unsafe fn untag(p: *mut Co) -> Next {
 
 impl WorkerLocal {
     #[allow(clippy::mut_from_ref)]
-    fn local_q(&self) -> &mut VecDeque<*const Co> {
+    fn ready_q(&self) -> &mut VecDeque<*const Co> {
         // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
-        unsafe { &mut *self.local.get() }
+        unsafe { &mut *self.ready.get() }
     }
 
     #[allow(clippy::mut_from_ref)]
-    fn heap(&self) -> &mut BinaryHeap<Timeout> {
+    fn heap(&self) -> &mut BinaryHeap<ParkTimeout> {
         // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
         unsafe { &mut *self.timeouts.get() }
     }
@@ -153,7 +162,7 @@ impl WorkerLocal {
                 true
             }
             Next::Started(p) => {
-                self.local_q().push_back(p);
+                self.ready_q().push_back(p);
                 false
             }
         }
@@ -202,7 +211,7 @@ impl WorkerLocal {
         let cop = self.current.get();
         let earlier = self.yielded.replace(cop);
         if !earlier.is_null() {
-            self.local_q().push_back(earlier);
+            self.ready_q().push_back(earlier);
         }
         self.suspend_current(cop);
     }
@@ -211,7 +220,7 @@ impl WorkerLocal {
         // SAFETY: `cop` is the running coroutine, kept alive by the registry.
         let co = unsafe { CoRef::from_borrowed(cop) };
         let h = self.heap();
-        h.push(Timeout { deadline, seq, co });
+        h.push(ParkTimeout { deadline, seq, co });
         self.shared.timeouts.store(h.len(), Ordering::Relaxed);
     }
 
@@ -224,10 +233,7 @@ impl WorkerLocal {
             let old = std::mem::take(h);
             *h = old
                 .into_iter()
-                .filter(|t| {
-                    t.co.park_seq.load(Ordering::Relaxed) == t.seq
-                        && t.co.state.load(Ordering::Acquire) == PARKED
-                })
+                .filter(|t| t.co.park_seq.load(Ordering::Relaxed) == t.seq && t.co.is_parked())
                 .collect();
             self.stale.set(0);
             self.shared.timeouts.store(h.len(), Ordering::Relaxed);
@@ -246,12 +252,8 @@ impl WorkerLocal {
                 // Mark this park as ended by its timer (the coroutine checks `park_seq`).
                 t.co.park_seq
                     .store(t.seq.wrapping_add(1), Ordering::Relaxed);
-                if t.co
-                    .state
-                    .compare_exchange(PARKED, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    self.local_q().push_back(CoRef::as_ptr(&t.co));
+                if t.co.wake_on_timeout() {
+                    self.ready_q().push_back(CoRef::as_ptr(&t.co));
                 }
             } else {
                 self.stale.set(self.stale.get().saturating_sub(1));
@@ -269,7 +271,7 @@ impl WorkerLocal {
         if tick % FAIRNESS_TICKS == 0 {
             retiring = self.refresh_retiring();
             while let Some(c) = self.shared.inbox.pop() {
-                self.local_q().push_back(c.0);
+                self.ready_q().push_back(c.0);
             }
             if !self.heap().is_empty() {
                 self.fire_timeouts(Instant::now());
@@ -292,7 +294,7 @@ impl WorkerLocal {
         if let Some(n) = self.take_runnext() {
             let streak = self.streak.get() + 1;
             if streak <= RUNNEXT_STREAK
-                || self.local_q().is_empty()
+                || self.ready_q().is_empty()
                     && self.shared.runq.len() == 0
                     && self.shared.lifo.len() == 0
             {
@@ -304,7 +306,7 @@ impl WorkerLocal {
         } else {
             self.streak.set(0);
         }
-        if let Some(p) = self.local_q().pop_front() {
+        if let Some(p) = self.ready_q().pop_front() {
             return Some(Next::Started(p));
         }
         if let Some(c) = self.shared.inbox.pop() {
@@ -318,7 +320,7 @@ impl WorkerLocal {
         }
         if !self.heap().is_empty() {
             self.fire_timeouts(Instant::now());
-            if let Some(p) = self.local_q().pop_front() {
+            if let Some(p) = self.ready_q().pop_front() {
                 return Some(Next::Started(p));
             }
         }
@@ -370,7 +372,7 @@ impl WorkerLocal {
     /// that it goes to sleep, so that concurrent wakers and this check cannot miss each other).
     fn has_work(&self, r: &'static Runtime) -> bool {
         if !self.shared.inbox.is_empty()
-            || !self.local_q().is_empty()
+            || !self.ready_q().is_empty()
             || !self.yielded.get().is_null()
             || self.shared.runq.len() > 0
             || self.shared.lifo.len() > 0
@@ -439,7 +441,7 @@ impl WorkerLocal {
         } else {
             self.fire_timeouts(Instant::now())
         };
-        if self.local_q().is_empty() {
+        if self.ready_q().is_empty() {
             self.shared.running.store(0, Ordering::Relaxed);
             match next {
                 Some(d) => {
@@ -464,7 +466,7 @@ impl WorkerLocal {
                 r.global.push(co);
                 moved = true;
             }
-            Some(Next::Started(p)) => self.local_q().push_back(p),
+            Some(Next::Started(p)) => self.ready_q().push_back(p),
             None => {}
         }
         for c in self.shared.lifo.take_all() {
@@ -492,26 +494,7 @@ impl WorkerLocal {
             }
             Next::Started(cop) => {
                 // SAFETY: a started coroutine in our queue is alive (registry).
-                let co = unsafe { &*cop };
-                // RUNNABLE -> RUNNING is a read-modify-write, not a store: it acquires the
-                // writes of every `unpark` that found it RUNNABLE (see `sched::unpark`). The
-                // load first spares a yielded coroutine (RUNNING or NOTIFIED: those states
-                // only its own park leaves) a failing locked instruction on every `gosched`.
-                match co.state.load(Ordering::Acquire) {
-                    RUNNING | crate::coroutine::NOTIFIED => {} // it yielded
-                    _ => match co.state.compare_exchange(
-                        RUNNABLE,
-                        RUNNING,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) | Err(RUNNING | crate::coroutine::NOTIFIED) => {}
-                        Err(s) => panic!(
-                            "goro internal error: coroutine {} queued in state {s}",
-                            co.id
-                        ),
-                    },
-                }
+                unsafe { &*cop }.resume_from_queue();
                 cop
             }
         };
@@ -519,8 +502,7 @@ impl WorkerLocal {
         let sh = self.shared;
         // SAFETY: `cop` is alive (registry); plain read of immutable fields.
         sh.running.store(unsafe { (*cop).id }, Ordering::Relaxed);
-        sh.running_since
-            .store(super::coarse_now_ms(), Ordering::Relaxed);
+        sh.running_since.store(coarse_now_ms(), Ordering::Relaxed);
         sh.tick.store(
             sh.tick.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
@@ -569,12 +551,12 @@ impl WorkerLocal {
                 // SAFETY: as above.
                 Ok(s) => unsafe { (*inner).stack = Some(s) },
                 Err(e) => {
-                    crate::coroutine::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
+                    crate::stack::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
                     eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
                     // SAFETY: as above; the task is run by nobody else, and this coroutine is
                     // never resumed (DONE below).
-                    unsafe { co.fail_task(crate::coroutine::JoinError::no_stack(&e)) };
-                    co.state.store(DONE, Ordering::Release);
+                    unsafe { co.fail_task(e, coroutine_exiting) };
+                    co.mark_done();
                     return false;
                 }
             }
@@ -582,7 +564,7 @@ impl WorkerLocal {
         co.owner.store(self.shared.index, Ordering::Relaxed);
         let slot = crate::util::lock(&self.shared.registry).insert(co.clone());
         co.slot.store(slot, Ordering::Relaxed);
-        co.state.store(RUNNING, Ordering::Release);
+        co.mark_started();
         let cop = CoRef::as_ptr(co);
         // SAFETY: fresh coroutine popped by us: we are its only user. The stack lives in the
         // control block until `finish`, after the context is dropped.
@@ -592,7 +574,7 @@ impl WorkerLocal {
                 .stack
                 .as_ref()
                 .expect("fresh coroutine without stack");
-            let ctx = Context::new(stack, coroutine_entry, cop as *mut ());
+            let ctx = SwitchContext::new(stack, coroutine_entry, cop as *mut ());
             (*inner).info = Some(RunningInfo::new(
                 (*cop).id,
                 (*cop).name.as_deref().unwrap_or(""),
@@ -615,10 +597,21 @@ impl WorkerLocal {
         release_in_order(ctx, stack);
         // SAFETY: alive through the registry until removed below.
         let co = unsafe { &*cop };
-        co.state.store(DONE, Ordering::Release);
+        co.mark_done();
         let slot = co.slot.load(Ordering::Relaxed);
         let removed = crate::util::lock(&self.shared.registry).remove(slot);
         drop(removed);
+    }
+}
+
+/// Called by a finishing coroutine before its joiner can see the result (passed to
+/// `Co::run_task` / `Co::fail_task` as their `exiting`).
+pub(crate) fn coroutine_exiting() {
+    match this_worker() {
+        Some(l) => count_up(&l.shared.finished),
+        None => {
+            rt().plain_finished.fetch_add(1, Ordering::Release);
+        }
     }
 }
 
@@ -652,7 +645,7 @@ unsafe fn coroutine_entry(arg: *mut ()) {
     let guard = AbortOnUnwind;
     // SAFETY: per the contract the block is alive; this is the coroutine itself, running its
     // task the one time it starts.
-    unsafe { (*cop).run_task() };
+    unsafe { (*cop).run_task(coroutine_exiting) };
     std::mem::forget(guard);
 }
 
@@ -660,7 +653,7 @@ unsafe fn coroutine_entry(arg: *mut ()) {
 /// bodies catch their own): the coroutines this worker hosts could never run again, so abort.
 pub(crate) fn run(shared: &'static WorkerShared) {
     if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
-        let msg = crate::coroutine::panic_message(&*p).unwrap_or("(no message)");
+        let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
         eprintln!(
             "goro: fatal internal error on worker {}: {msg}",
             shared.index
@@ -672,10 +665,10 @@ pub(crate) fn run(shared: &'static WorkerShared) {
 fn run_loop(shared: &'static WorkerShared) {
     // Per-thread random bits, mixed with the index so that workers never share a sequence.
     let seed = random_u64() ^ (shared.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let local: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
+    let me: &'static WorkerLocal = Box::leak(Box::new(WorkerLocal {
         shared,
         current: Cell::new(std::ptr::null()),
-        local: UnsafeCell::new(VecDeque::new()),
+        ready: UnsafeCell::new(VecDeque::new()),
         yielded: Cell::new(std::ptr::null()),
         timeouts: UnsafeCell::new(BinaryHeap::new()),
         stale: Cell::new(0),
@@ -684,20 +677,20 @@ fn run_loop(shared: &'static WorkerShared) {
         schedtick: Cell::new(shared.index as u64),
         rng: Rng::new(seed),
     }));
-    LOCAL.with(|c| c.set(local));
+    WORKER.with(|c| c.set(me));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
     // handle could not wake us, and would have cleared the flag, losing us for good.
     let _ = shared.thread.set(std::thread::current());
     overflow::ensure_altstack();
     let r = rt();
-    local.refresh_retiring();
+    me.refresh_retiring();
     loop {
-        let next = match local.find_runnable(r) {
+        let next = match me.find_runnable(r) {
             Some(c) => Some(c),
-            None => local.idle(r),
+            None => me.idle(r),
         };
         if let Some(co) = next {
-            local.run_co(co);
+            me.run_co(co);
         }
     }
 }

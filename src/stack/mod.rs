@@ -82,6 +82,11 @@ pub(crate) use pool::trim_pool;
 pub(crate) use pool::{stats, Mode};
 
 /// Smallest stack handed out (usable bytes).
+/// Set when a lazily taken stack could not be had (a coroutine could not start); `spawn` then
+/// allocates eagerly (and panics on failure) until an allocation succeeds again.
+pub(crate) static STACKS_EXHAUSTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Largest stack that may be requested (Go's limit).
 pub(crate) const MAX_STACK_SIZE: usize = 1 << 30;
@@ -138,7 +143,7 @@ impl Stack {
     }
 
     /// Usable bytes.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn size(&self) -> usize {
         self.size
     }

@@ -425,14 +425,9 @@ pub(crate) fn trim_pool() -> usize {
 /// Counters for tests and diagnostics.
 #[derive(Clone, Copy, Debug)]
 #[cfg(test)]
-#[allow(dead_code)] // tests read the fields they need
 pub(crate) struct Stats {
-    /// Mappings created (slabs, plus two per `mprotect` guard).
-    pub(crate) maps: usize,
     /// Address space reserved, bytes.
     pub(crate) reserved: usize,
-    /// Stacks in the global pool.
-    pub(crate) pooled: usize,
     /// Guard mode in use.
     pub(crate) mode: Mode,
 }
@@ -441,9 +436,7 @@ pub(crate) struct Stats {
 pub(crate) fn stats() -> Stats {
     let g = global();
     Stats {
-        maps: g.maps,
         reserved: g.reserved,
-        pooled: g.classes.iter().map(|c| c.free.len()).sum(),
         mode: mode(),
     }
 }

@@ -266,7 +266,7 @@ fn overflow_is_reported_with_id_name_and_size() {
         overflow::set_running(&info);
         // SAFETY: the stack outlives the context; the entry never returns.
         let mut ctx =
-            unsafe { crate::arch::Context::new(&st, recurse_forever, std::ptr::null_mut()) };
+            unsafe { crate::arch::SwitchContext::new(&st, recurse_forever, std::ptr::null_mut()) };
         // SAFETY: fresh context, this thread.
         unsafe { ctx.resume() };
         println!("NOT REACHED");

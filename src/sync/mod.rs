@@ -1,7 +1,7 @@
 //! Go's `sync` package for coroutines and plain threads: [`WaitGroup`], [`Mutex`], [`RwLock`],
 //! [`Condvar`], [`Once`], [`Semaphore`] and [`Pool`].
 //!
-//! Every wait goes through `park.rs` (the crate's one wait/wake primitive): a blocked coroutine
+//! Every wait goes through `park/mod.rs` (the crate's one wait/wake primitive): a blocked coroutine
 //! is suspended and its worker thread runs other coroutines; a blocked plain thread blocks.
 //! Both kinds may meet on the same primitive.
 //!

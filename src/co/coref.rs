@@ -1,4 +1,4 @@
-//! `CoRef`: the counted reference to a coroutine's control block, with its own allocator.
+//! `CoRef` (part of the `co` layer): the counted reference to a coroutine's control block, with its own allocator.
 //!
 //! It behaves like `Arc<Co>` (same method names: `as_ptr`, `into_raw`, `from_raw`,
 //! `increment_strong_count`, `ptr_eq`), but the memory comes from per-thread free lists of
@@ -21,7 +21,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::coroutine::Co;
+use super::Co;
 
 #[repr(C)]
 struct CoBox {
