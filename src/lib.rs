@@ -52,6 +52,7 @@
 pub mod __bench;
 pub(crate) mod arch;
 mod blocking;
+mod census;
 pub mod chan;
 pub mod context;
 mod coref;

@@ -618,34 +618,6 @@ fn pool_reuses_objects() {
     assert_eq!(sum, 22 * 500);
 }
 
-/// Child-process helper: the named scenario runs in a fresh copy of this test binary.
-fn run_child(test: &str) -> std::process::Output {
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("GORO_SYNC_CHILD", "1")
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn semaphore_zero_deadlock_is_reported() {
-    if std::env::var_os("GORO_SYNC_CHILD").is_some() {
-        goro::run(|| {
-            let sem = Semaphore::new(0);
-            let _p = sem.acquire(); // nobody will ever release: a deadlock
-        });
-        unreachable!();
-    }
-    let out = run_child("semaphore_zero_deadlock_is_reported");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(
-        err.contains("all coroutines are asleep - deadlock!"),
-        "{err}"
-    );
-    assert!(err.contains("semacquire"), "{err}");
-}
-
 /// Compile-time check that a type is NOT `Send`: `<T as NotSend<_>>::check()` is ambiguous (and
 /// fails to compile) exactly when `T: Send`.
 trait NotSend<A> {
