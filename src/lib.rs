@@ -57,6 +57,7 @@ pub mod chan;
 pub mod context;
 mod coref;
 mod coroutine;
+mod deadline;
 pub(crate) mod park;
 pub mod runtime;
 pub(crate) mod sched;

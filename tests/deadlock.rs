@@ -200,6 +200,38 @@ fn woken_by_a_signal() -> u32 {
     })
 }
 
+/// Waits that end only in a hundred years or more: a pending timer, however far, is a
+/// possible waker (as in Go), so none of these is a deadlock. The parent kills the child.
+fn wait_far(how: &str) {
+    let how = how.to_string();
+    goro::run(move || {
+        let (_tx, rx) = chan::bounded::<u32>(0);
+        match how.as_str() {
+            "sleep" => goro::sleep(Duration::MAX),
+            "after" => {
+                let _ = goro::time::after(Duration::MAX).recv();
+            }
+            "timer" => {
+                let t = goro::time::Timer::new(Duration::MAX);
+                let _ = t.receiver().recv();
+            }
+            "recv_timeout" => {
+                let _ = rx.recv_timeout(Duration::MAX);
+            }
+            "select" => goro::select! {
+                recv(rx) -> _ => {},
+                default(Duration::MAX) => {},
+            },
+            "context" => {
+                let (ctx, _c) =
+                    goro::context::with_timeout(&goro::context::background(), Duration::MAX);
+                let _ = ctx.done().recv();
+            }
+            other => panic!("unknown wait {other}"),
+        }
+    });
+}
+
 fn deadlock_detection_off() {
     // Run with GORO_DEADLOCK=0: stays stuck; the parent kills it.
     goro::run(|| {
@@ -236,6 +268,10 @@ fn child(name: &str) {
         }
         "deadlock_on_a_semaphore" => {
             deadlock_on_a_semaphore();
+            0
+        }
+        far if far.starts_with("far_") => {
+            wait_far(&far[4..]);
             0
         }
         "deadlock_detection_off" => {
@@ -353,12 +389,16 @@ fn expect_signal_wakes() -> Result<(), String> {
 }
 
 fn expect_detection_off() -> Result<(), String> {
-    // Detection would fire within ~300 ms; give it well over that (time is the feature).
-    let env = [("GORO_DEADLOCK", "0")];
-    match spawn_child("deadlock_detection_off", &env, Duration::from_millis(1500)) {
+    expect_still_running("deadlock_detection_off", &[("GORO_DEADLOCK", "0")])
+}
+
+/// The child must still run when the detector would long have fired (~300 ms; time is the
+/// feature here).
+fn expect_still_running(name: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    match spawn_child(name, env, Duration::from_millis(1500)) {
         None => Ok(()),
         Some(out) => Err(format!(
-            "exited although detection was off: {:?}\n{}",
+            "exited although it should still wait: {:?}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )),
@@ -408,6 +448,24 @@ const CHECKS: &[Check] = &[
         expect_deadlock("deadlock_on_a_semaphore", &["semacquire"])
     }),
     ("goro_deadlock_0_turns_detection_off", expect_detection_off),
+    ("sleep_duration_max_is_not_a_deadlock", || {
+        expect_still_running("far_sleep", &[])
+    }),
+    ("after_duration_max_is_not_a_deadlock", || {
+        expect_still_running("far_after", &[])
+    }),
+    ("timer_duration_max_is_not_a_deadlock", || {
+        expect_still_running("far_timer", &[])
+    }),
+    ("recv_timeout_max_is_not_a_deadlock", || {
+        expect_still_running("far_recv_timeout", &[])
+    }),
+    ("select_default_max_is_not_a_deadlock", || {
+        expect_still_running("far_select", &[])
+    }),
+    ("context_timeout_max_is_not_a_deadlock", || {
+        expect_still_running("far_context", &[])
+    }),
 ];
 
 fn main() {

@@ -342,10 +342,7 @@ impl<T> Sender<T> {
 
     /// Send, waiting at most `timeout`.
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => self.send_deadline(msg, d),
-            None => self.send(msg).map_err(SendTimeoutError::from),
-        }
+        self.send_deadline(msg, crate::deadline::after(timeout))
     }
 
     /// Send, waiting until `deadline` at most.
@@ -431,10 +428,7 @@ impl<T> Receiver<T> {
 
     /// Receive, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => self.recv_deadline(d),
-            None => self.recv().map_err(RecvTimeoutError::from),
-        }
+        self.recv_deadline(crate::deadline::after(timeout))
     }
 
     /// Receive, waiting until `deadline` at most.

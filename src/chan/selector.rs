@@ -180,10 +180,7 @@ pub(crate) enum Timeout {
 
 impl Timeout {
     fn after(d: Duration) -> Timeout {
-        match Instant::now().checked_add(d) {
-            Some(t) => Timeout::At(t),
-            None => Timeout::Never,
-        }
+        Timeout::At(crate::deadline::after(d))
     }
 
     fn deadline(self) -> Option<Instant> {

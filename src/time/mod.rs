@@ -25,11 +25,7 @@ use crate::sched::timers::{self, TimerHandle};
 /// Pause the caller for `d`: a coroutine parks (its worker runs others), a thread sleeps.
 pub fn sleep(d: Duration) {
     if park::in_coroutine() {
-        let Some(deadline) = Instant::now().checked_add(d) else {
-            loop {
-                park::park("sleep");
-            }
-        };
+        let deadline = crate::deadline::after(d);
         while Instant::now() < deadline {
             park::park_until(deadline, "sleep");
         }
@@ -44,8 +40,8 @@ pub fn after(d: Duration) -> Receiver<Instant> {
     let (weak, rx) = chan::timer_channel();
     if d.is_zero() {
         chan::timer_deliver(&weak, Instant::now());
-    } else if let Some(when) = Instant::now().checked_add(d) {
-        timers::schedule(when, move || {
+    } else {
+        timers::schedule(crate::deadline::after(d), move || {
             chan::timer_deliver(&weak, Instant::now());
         });
     }
@@ -102,10 +98,9 @@ impl TimerShared {
             self.fire_locked(st);
             return;
         }
-        if let Some(when) = Instant::now().checked_add(d) {
-            let me = self.clone();
-            st.handle = Some(timers::schedule(when, move || me.fire(seq)));
-        }
+        let me = self.clone();
+        let when = crate::deadline::after(d);
+        st.handle = Some(timers::schedule(when, move || me.fire(seq)));
     }
 
     fn fire(&self, seq: u64) {
@@ -254,7 +249,7 @@ impl TickerShared {
         });
         {
             let mut st = lock(&shared.state);
-            shared.arm(&mut st, Instant::now().checked_add(period));
+            shared.arm(&mut st, Some(crate::deadline::after(period)));
         }
         (shared, rx)
     }
@@ -333,7 +328,8 @@ impl Ticker {
         let mut st = lock(&self.shared.state);
         self.disarm(&mut st);
         st.period = period;
-        self.shared.arm(&mut st, Instant::now().checked_add(period));
+        self.shared
+            .arm(&mut st, Some(crate::deadline::after(period)));
     }
 
     /// Stop ticking; no tick from before is received afterwards.
