@@ -298,6 +298,12 @@ pub(crate) fn timer_deliver(chan: &Weak<Chan<Instant>>, msg: Instant) -> bool {
     }
 }
 
+/// Whether a timer channel still holds an unreceived message (its receiver has not seen the
+/// last tick yet).
+pub(crate) fn timer_unreceived(chan: &Weak<Chan<Instant>>) -> bool {
+    chan.upgrade().is_some_and(|c| c.is_full())
+}
+
 /// A receiver that gets one message, the instant it was sent, after `duration` (Go's
 /// `time.After`). It is never closed; further receives block.
 pub fn after(duration: Duration) -> Receiver<Instant> {

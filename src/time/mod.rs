@@ -268,6 +268,14 @@ impl TickerShared {
             return;
         }
         let now = Instant::now();
+        if chan::timer_unreceived(&self.chan) {
+            // The receiver has not seen the last tick: another would be dropped anyway. Look
+            // again a period later, and never sooner than `COALESCE`, so a tiny period cannot
+            // keep the timer thread spinning while nobody receives.
+            let again = crate::deadline::after(period_or_coalesce(st.period));
+            self.arm(&mut st, Some(again));
+            return;
+        }
         if !chan::timer_deliver(&self.chan, now) {
             // Nobody can receive any more: stop ticking.
             st.handle = None;
@@ -293,7 +301,16 @@ impl TickerShared {
     }
 }
 
-/// Delivers the instant at every `period` (Go's `time.Ticker`). A slow reader misses ticks.
+/// How often, at most, a ticker whose last tick is still unreceived looks again.
+const COALESCE: Duration = Duration::from_millis(1);
+
+fn period_or_coalesce(period: Duration) -> Duration {
+    period.max(COALESCE)
+}
+
+/// Delivers the instant at every `period` (Go's `time.Ticker`). A slow reader misses ticks; a
+/// period shorter than a millisecond delivers no faster than the reader receives (the timer
+/// looks again at most every millisecond while a tick waits unreceived).
 pub struct Ticker {
     shared: Arc<TickerShared>,
     rx: Receiver<Instant>,
