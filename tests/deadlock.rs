@@ -361,8 +361,8 @@ fn expect_signal_wakes() -> Result<(), String> {
     });
     let mut stdout = std::io::BufReader::new(c.stdout.take().unwrap());
     let mut line = String::new();
-    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
-    if line.trim() != "READY" {
+    let read = stdout.read_line(&mut line);
+    if read.is_err() || line.trim() != "READY" {
         let _ = c.kill();
         let out = c.wait_with_output().map_err(|e| e.to_string())?;
         return Err(format!(
@@ -493,7 +493,7 @@ fn main() {
     let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|s| {
         let hs: Vec<_> = chosen
             .iter()
-            .map(|(n, f)| (*n, s.spawn(move || f())))
+            .map(|(n, f)| (*n, s.spawn(f)))
             .collect();
         hs.into_iter()
             .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Err("check panicked".into()))))
