@@ -15,8 +15,7 @@ use crate::sched::{self, reasons, MAX_WORKERS};
 /// Values above the CPU count are allowed (as in Go). Values above 1024 are clamped to 1024
 /// with a message on stderr. Lowering the count while running retires surplus workers: they
 /// stop taking new coroutines at once, but finish the started coroutines they host (a started
-/// coroutine never moves to another thread — see the scheduler's design notes); then their
-/// threads exit. Raising the count again starts new threads for them.
+/// coroutine never moves to another thread — see the scheduler's design notes).
 ///
 /// ```
 /// let before = goro::gomaxprocs(0);

@@ -59,7 +59,6 @@ pub(crate) mod lifo;
 pub(crate) mod reasons;
 pub(crate) mod runq;
 pub(crate) mod sysmon;
-mod thread_slot;
 pub(crate) mod timers;
 mod worker;
 
@@ -92,10 +91,7 @@ pub(crate) struct WorkerShared {
     pub(crate) runnext: AtomicPtr<Co>,
     pub(crate) inbox: SegQueue<CoPtr>,
     pub(crate) sleeping: AtomicBool,
-    pub(crate) thread: thread_slot::ThreadSlot,
-    /// Set (under `Runtime::created`) when this retired worker's thread has exited; a raised
-    /// target starts a new one.
-    pub(crate) exited: AtomicBool,
+    pub(crate) thread: OnceLock<std::thread::Thread>,
     /// Bumped on every switch into a coroutine (the monitor watches it move).
     pub(crate) tick: AtomicU64,
     /// Id of the coroutine running now (0 = none) and when it was switched in (coarse ms).
@@ -233,16 +229,6 @@ fn start() -> &'static Runtime {
     r
 }
 
-/// Start the OS thread that runs worker `shared` (the caller holds `Runtime::created`).
-fn start_worker_thread(shared: &'static WorkerShared) {
-    let t = std::thread::Builder::new()
-        .name(format!("goro-worker-{}", shared.index))
-        .stack_size(256 * 1024)
-        .spawn(move || worker::run(shared))
-        .expect("goro: cannot start a worker thread");
-    shared.thread.set(t.thread().clone()); // usually set by the worker already
-}
-
 /// Bump a counter only its own worker writes: a plain load and store, no locked instruction.
 fn count_up(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
@@ -284,8 +270,7 @@ impl Runtime {
                 runnext: AtomicPtr::new(std::ptr::null_mut()),
                 inbox: SegQueue::new(),
                 sleeping: AtomicBool::new(false),
-                thread: thread_slot::ThreadSlot::new(),
-                exited: AtomicBool::new(false),
+                thread: OnceLock::new(),
                 tick: AtomicU64::new(0),
                 running: AtomicU64::new(0),
                 running_since: AtomicU64::new(0),
@@ -296,17 +281,14 @@ impl Runtime {
                 timeouts: AtomicUsize::new(0),
             }));
             let _ = self.workers[i].set(shared);
-            start_worker_thread(shared);
+            let t = std::thread::Builder::new()
+                .name(format!("goro-worker-{i}"))
+                .stack_size(256 * 1024)
+                .spawn(move || worker::run(shared))
+                .expect("goro: cannot start a worker thread");
+            let _ = shared.thread.set(t.thread().clone()); // usually set by the worker already
             *created += 1;
             self.created_fast.store(*created, Ordering::Release);
-        }
-        // Retired workers whose threads have exited get new ones.
-        for i in 0..(*created).min(n) {
-            if let Some(w) = self.worker(i) {
-                if w.exited.swap(false, Ordering::SeqCst) {
-                    start_worker_thread(w);
-                }
-            }
         }
         drop(created);
         // Wake everyone so retired workers below the new target resume taking work.

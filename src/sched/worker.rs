@@ -465,42 +465,6 @@ impl WorkerLocal {
         None
     }
 
-    /// Whether this worker is retired and hosts nothing any more, so its thread may exit (then
-    /// marked `exited`, under the lock `grow_workers` restarts workers under: a target raised
-    /// meanwhile either is seen here or sees `exited`).
-    fn retired_and_done(&self, r: &'static Runtime) -> bool {
-        if !self.refresh_retiring() {
-            return false;
-        }
-        self.hand_off_fresh(r);
-        // Nothing can arrive once these are empty: only this worker's own coroutines fill its
-        // queues and inbox, and it hosts none.
-        if !self.local_q().is_empty()
-            || !self.yielded.get().is_null()
-            || !self.shared.inbox.is_empty()
-            || !self.shared.runnext.load(Ordering::Acquire).is_null()
-            || self
-                .shared
-                .registry
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len
-                > 0
-        {
-            return false;
-        }
-        let created = r.created.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shared.index < r.target.load(Ordering::SeqCst) {
-            return false;
-        }
-        // Entries left are stale (their coroutines have finished).
-        self.heap().clear();
-        self.shared.timeouts.store(0, Ordering::Relaxed);
-        self.shared.exited.store(true, Ordering::SeqCst);
-        drop(created);
-        true
-    }
-
     /// A retiring worker gives its fresh coroutines to the global queue.
     fn hand_off_fresh(&self, r: &'static Runtime) {
         let mut moved = false;
@@ -743,23 +707,17 @@ fn run_loop(shared: &'static WorkerShared) {
     LOCAL.with(|c| c.set(local));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
     // handle could not wake us, and would have cleared the flag, losing us for good.
-    shared.thread.set(std::thread::current());
+    let _ = shared.thread.set(std::thread::current());
     overflow::ensure_altstack();
     let r = rt();
     local.refresh_retiring();
     loop {
         let next = match local.find_runnable(r) {
             Some(c) => Some(c),
-            None if local.retired_and_done(r) => break,
             None => local.idle(r),
         };
         if let Some(co) = next {
             local.run_co(co);
         }
     }
-    LOCAL.with(|c| c.set(std::ptr::null()));
-    // SAFETY: `local` was leaked from a Box above and only this thread ever used it; no
-    // coroutine it hosted is left (`retired_and_done`), and `LOCAL` no longer hands it out, so
-    // no reference to it outlives this point.
-    drop(unsafe { Box::from_raw(local as *const WorkerLocal as *mut WorkerLocal) });
 }
