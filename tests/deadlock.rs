@@ -491,10 +491,7 @@ fn main() {
     );
     // The checks are mostly waiting: run them side by side.
     let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|s| {
-        let hs: Vec<_> = chosen
-            .iter()
-            .map(|(n, f)| (*n, s.spawn(f)))
-            .collect();
+        let hs: Vec<_> = chosen.iter().map(|(n, f)| (*n, s.spawn(f))).collect();
         hs.into_iter()
             .map(|(n, h)| (n, h.join().unwrap_or_else(|_| Err("check panicked".into()))))
             .collect()
