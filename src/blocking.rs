@@ -72,6 +72,7 @@ fn submit(job: Job) {
 }
 
 fn pool_thread() {
+    crate::census::runtime_thread();
     crate::sched::mark_runtime_thread();
     let mut st = lock();
     loop {

@@ -553,10 +553,7 @@ pub fn with_deadline_cause(parent: &Context, d: Instant, cause: Cause) -> (Conte
 
 /// `with_deadline(parent, now + timeout)` (Go's `WithTimeout`).
 pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc) {
-    match Instant::now().checked_add(timeout) {
-        Some(d) => deadline_ctx(parent, d, None),
-        None => with_cancel(parent),
-    }
+    deadline_ctx(parent, crate::deadline::after(timeout), None)
 }
 
 /// `with_deadline_cause(parent, now + timeout, cause)` (Go's `WithTimeoutCause`).
@@ -565,10 +562,7 @@ pub fn with_timeout_cause(
     timeout: Duration,
     cause: Cause,
 ) -> (Context, CancelFunc) {
-    match Instant::now().checked_add(timeout) {
-        Some(d) => deadline_ctx(parent, d, Some(cause)),
-        None => with_cancel(parent),
-    }
+    deadline_ctx(parent, crate::deadline::after(timeout), Some(cause))
 }
 
 fn deadline_ctx(parent: &Context, d: Instant, cause: Option<Cause>) -> (Context, CancelFunc) {

@@ -264,7 +264,8 @@ pub(crate) struct Goexit;
 /// value's `Drop` runs first (innermost first), as in an unwind; `join` then gives `Err(e)` with
 /// `e.is_goexit()`.
 ///
-/// `goexit` unwinds the coroutine's stack, so it needs `panic = "unwind"` (the default), and a
+/// `goexit` unwinds the coroutine's stack, so it needs `panic = "unwind"` (the default; built
+/// with `panic = "abort"`, it prints why and aborts the process), and a
 /// `std::panic::catch_unwind` in user code between here and the coroutine's entry would stop it
 /// (it then sees a payload it does not know; re-raise it with `resume_unwind`).
 ///
@@ -273,6 +274,11 @@ pub(crate) struct Goexit;
 pub fn goexit() -> ! {
     if !park::in_coroutine() {
         panic!("goro::goexit called outside a coroutine (on a plain OS thread); it may only end a goro coroutine");
+    }
+    if cfg!(panic = "abort") {
+        // `resume_unwind` would abort without a word: say why first.
+        eprintln!("goro: goexit() needs panic = \"unwind\" (it unwinds the coroutine's stack); this program is built with panic = \"abort\", so it aborts");
+        std::process::abort();
     }
     panic::resume_unwind(Box::new(Goexit))
 }

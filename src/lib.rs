@@ -69,10 +69,12 @@
 pub mod __bench;
 pub(crate) mod arch;
 mod blocking;
+mod census;
 pub mod chan;
 mod co;
 pub mod context;
 mod coroutine;
+mod deadline;
 pub(crate) mod park;
 pub mod runtime;
 pub(crate) mod sched;

@@ -82,9 +82,17 @@ pub fn sleep(d: Duration) {
 ///
 /// A panic in `f` (or a `goexit`) is resumed as a panic on the calling thread. While `run`
 /// waits, Go's deadlock detection is on: when the main coroutine and every other coroutine are
-/// parked on goro primitives and no timer, signal registration, or plain thread that has used
-/// goro could wake any of them, it prints "fatal error: all coroutines are asleep - deadlock!"
-/// and [`dump`] to stderr and exits with status 2. Env `GORO_DEADLOCK=0` turns that off.
+/// parked on goro primitives and nothing could wake any of them, it prints "fatal error: all
+/// coroutines are asleep - deadlock!" and [`dump`] to stderr and exits with status 2. Env
+/// `GORO_DEADLOCK=0` turns that off.
+///
+/// The detector never kills a correct program, so anything that might wake a coroutine keeps
+/// it quiet: a pending timer (however far away), a signal registration, a [`blocking`](crate::blocking)
+/// call in flight, and any thread of the process that goro did not start and that is not
+/// waiting in `run` — such a thread may hold a `Sender`, a `sync::Mutex`, a `WaitGroup` or a
+/// `CancelFunc`. Threads are counted from the kernel (`/proc/self/status`); where that cannot
+/// be read, detection is off. So a program (or a libtest test, whose harness thread waits for
+/// the test) that runs threads of its own gets no report: a deadlock there hangs instead.
 ///
 /// ```
 /// let v = goro::run(|| {
@@ -103,8 +111,11 @@ where
         .spawn(f)
         .unwrap_or_else(|e| panic!("goro::run: cannot start the main coroutine: {e}"));
     let r = sched::rt();
+    // This thread waits in `join` below and can wake no coroutine meanwhile.
+    let caller = crate::census::run_caller();
     let was = r.main_running.swap(true, Ordering::SeqCst);
     let res = h.join();
+    drop(caller);
     if !was {
         r.main_running.store(false, Ordering::SeqCst);
     }

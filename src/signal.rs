@@ -115,6 +115,7 @@ fn start() -> io::Result<State> {
     std::thread::Builder::new()
         .name("goro-signal".into())
         .spawn(move || {
+            crate::census::runtime_thread();
             for sig in signals.forever() {
                 deliver(sig);
             }

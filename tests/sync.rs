@@ -579,6 +579,74 @@ fn waitgroup_negative_counter_panics_like_go() {
 }
 
 #[test]
+fn waitgroup_negative_add_leaves_the_counter_unchanged() {
+    let wg = WaitGroup::new();
+    wg.add(2);
+    let err = std::panic::catch_unwind(|| wg.add(-3)).unwrap_err();
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("negative WaitGroup counter"), "{msg}");
+    assert_eq!(wg.count(), 2);
+    wg.done();
+    wg.done();
+    assert!(std::panic::catch_unwind(|| wg.done()).is_err());
+    assert_eq!(wg.count(), 0);
+    // The counter is still valid: a wait returns at once instead of hanging.
+    let h = goro::spawn(move || wg.wait());
+    h.join().unwrap();
+    let wg = WaitGroup::new();
+    wg.add(isize::MAX);
+    let err = std::panic::catch_unwind(|| wg.add(1)).unwrap_err();
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("overflow"), "{msg}");
+    assert_eq!(wg.count(), isize::MAX);
+}
+
+#[test]
+fn semaphore_add_permits_is_checked_and_constant_time() {
+    // usize::MAX - 1 permits at once: one step, not a loop of that many releases (which would
+    // never finish: the thread below would miss its deadline).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sem = Semaphore::new(1);
+        sem.add_permits(usize::MAX - 1);
+        let _ = tx.send(sem.available());
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok(usize::MAX));
+    // Overflow: a clear panic, nothing changed.
+    let sem = Semaphore::new(usize::MAX);
+    let err = std::panic::catch_unwind(|| sem.add_permits(1)).unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("usize::MAX"), "{msg}");
+    assert_eq!(sem.available(), usize::MAX);
+    // A returned permit cannot overflow either.
+    let sem = Semaphore::new(usize::MAX);
+    let p = sem.try_acquire().unwrap();
+    sem.add_permits(1);
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(p))).is_err());
+    assert_eq!(sem.available(), usize::MAX);
+}
+
+#[test]
+fn semaphore_add_permits_serves_waiters_first() {
+    goro::gomaxprocs(2);
+    for _ in 0..2000 {
+        let sem = Arc::new(Semaphore::new(0));
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                let s = sem.clone();
+                goro::spawn(move || s.acquire().forget())
+            })
+            .collect();
+        goro::gosched();
+        sem.add_permits(5);
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(sem.available(), 2);
+    }
+}
+
+#[test]
 fn pool_reuses_objects() {
     let made = Arc::new(AtomicUsize::new(0));
     let m2 = made.clone();
@@ -616,34 +684,6 @@ fn pool_reuses_objects() {
         sum += pool.get().into_inner();
     }
     assert_eq!(sum, 22 * 500);
-}
-
-/// Child-process helper: the named scenario runs in a fresh copy of this test binary.
-fn run_child(test: &str) -> std::process::Output {
-    std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("GORO_SYNC_CHILD", "1")
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn semaphore_zero_deadlock_is_reported() {
-    if std::env::var_os("GORO_SYNC_CHILD").is_some() {
-        goro::run(|| {
-            let sem = Semaphore::new(0);
-            let _p = sem.acquire(); // nobody will ever release: a deadlock
-        });
-        unreachable!();
-    }
-    let out = run_child("semaphore_zero_deadlock_is_reported");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(
-        err.contains("all coroutines are asleep - deadlock!"),
-        "{err}"
-    );
-    assert!(err.contains("semacquire"), "{err}");
 }
 
 /// Compile-time check that a type is NOT `Send`: `<T as NotSend<_>>::check()` is ambiguous (and

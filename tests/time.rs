@@ -70,6 +70,46 @@ fn tick_drops_ticks_for_slow_reader() {
 }
 
 #[test]
+fn a_one_nanosecond_ticker_never_spins_the_timer_thread() {
+    if std::env::var_os("GORO_TIME_CHILD").is_none() {
+        // In a child of its own: the process's CPU time is the measurement.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_one_nanosecond_ticker_never_spins_the_timer_thread",
+                "--nocapture",
+            ])
+            .env("GORO_TIME_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let t = Ticker::new(Duration::from_nanos(1));
+    let r = t.receiver();
+    // An active reader gets ticks.
+    for _ in 0..100 {
+        r.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    // Nobody receives for a second: the timer thread must not burn it (it used to spin at
+    // 100% of a core). Time is the feature here; the bound is generous.
+    let cpu = cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_time() - cpu;
+    assert!(used < Duration::from_millis(250), "{used:?} of CPU in 1 s");
+    // And it still ticks.
+    while r.try_recv().is_ok() {}
+    r.recv_timeout(Duration::from_secs(5)).unwrap();
+    let c = goro::chan::tick(Duration::from_nanos(1));
+    c.recv_timeout(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
 fn ticker_stop_and_reset() {
     let t = Instant::now();
     let tk = Ticker::new(10 * MS);

@@ -343,6 +343,12 @@ pub(crate) fn timer_deliver(chan: &Weak<Chan<Instant>>, msg: Instant) -> bool {
     }
 }
 
+/// Whether a timer channel still holds an unreceived message (its receiver has not seen the
+/// last tick yet).
+pub(crate) fn timer_unreceived(chan: &Weak<Chan<Instant>>) -> bool {
+    chan.upgrade().is_some_and(|c| c.is_full())
+}
+
 /// A receiver that delivers one message, the instant `when`, once `when` has come
 /// (crossbeam-channel's `at`). Then it is empty forever; it is never closed (`close` does
 /// nothing). No timer is involved: receivers and selects look at the clock, and a blocked one
@@ -426,10 +432,7 @@ impl<T> Sender<T> {
 
     /// Send, waiting at most `timeout`.
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => self.send_deadline(msg, d),
-            None => self.send(msg).map_err(SendTimeoutError::from),
-        }
+        self.send_deadline(msg, crate::deadline::after(timeout))
     }
 
     /// Send, waiting until `deadline` at most.
@@ -515,10 +518,7 @@ impl<T> Receiver<T> {
 
     /// Receive, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => self.recv_deadline(d),
-            None => self.recv().map_err(RecvTimeoutError::from),
-        }
+        self.recv_deadline(crate::deadline::after(timeout))
     }
 
     /// Receive, waiting until `deadline` at most.

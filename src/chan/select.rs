@@ -60,10 +60,7 @@ pub(crate) enum Blocking {
 
 impl Blocking {
     fn after(d: Duration) -> Blocking {
-        match Instant::now().checked_add(d) {
-            Some(t) => Blocking::Until(t),
-            None => Blocking::Forever,
-        }
+        Blocking::Until(crate::deadline::after(d))
     }
 
     fn deadline(self) -> Option<Instant> {

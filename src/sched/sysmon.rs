@@ -31,6 +31,7 @@ fn report_after_ms() -> u64 {
 }
 
 fn run() {
+    crate::census::runtime_thread();
     let r = rt();
     let report_ms = report_after_ms();
     let deadlock_on = std::env::var("GORO_DEADLOCK").map_or(true, |v| v.trim() != "0");
@@ -141,6 +142,10 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
 /// Every coroutine is parked with no deadline, and nothing could wake one.
 fn all_asleep(r: &'static Runtime) -> bool {
     if r.wake_sources.load(Ordering::SeqCst) > 0 || super::timers::pending() > 0 {
+        return false;
+    }
+    // A thread goro did not start may hold the other end of what a coroutine waits on.
+    if crate::census::foreign_threads() {
         return false;
     }
     if r.plain_threads.load(Ordering::SeqCst) > r.plain_blocked.load(Ordering::SeqCst) {

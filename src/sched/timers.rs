@@ -148,6 +148,7 @@ pub(crate) fn schedule(deadline: Instant, f: impl FnOnce() + Send + 'static) -> 
 }
 
 fn run_timer_thread() {
+    crate::census::runtime_thread();
     super::mark_runtime_thread();
     let q = queue();
     let mut g = q.lock();
@@ -164,7 +165,6 @@ fn run_timer_thread() {
                     .compare_exchange(PENDING, FIRED, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
                     let cb = lock(&e.callback).take();
                     if let Some(cb) = cb {
                         // A panicking callback must not take every other timer down with it.
@@ -173,6 +173,8 @@ fn run_timer_thread() {
                             eprintln!("goro: a timer callback panicked: {msg}");
                         }
                     }
+                    // Uncounted only now: until its callback has run, a timer may wake someone.
+                    PENDING_COUNT.fetch_sub(1, Ordering::SeqCst);
                 }
                 g = q.lock();
             }

@@ -652,6 +652,7 @@ unsafe fn coroutine_entry(arg: *mut ()) {
 /// The worker thread's main loop. A panic here is a bug in goro, never in user code (coroutine
 /// bodies catch their own): the coroutines this worker hosts could never run again, so abort.
 pub(crate) fn run(shared: &'static WorkerShared) {
+    crate::census::runtime_thread();
     if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
         let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
         eprintln!(

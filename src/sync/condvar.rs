@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::mutex::MutexGuard;
 use super::waiter::{remove, Waiter, RETRY};
@@ -66,9 +66,7 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         dur: Duration,
     ) -> (MutexGuard<'a, T>, bool) {
-        let Some(deadline) = Instant::now().checked_add(dur) else {
-            return (self.wait(guard), false);
-        };
+        let deadline = crate::deadline::after(dur);
         let mutex = guard.mutex;
         let w = Waiter::new();
         lock(&self.waiters).push_back(w.clone());

@@ -79,10 +79,24 @@ impl Semaphore {
         lock(&self.state).permits
     }
 
-    /// Add `n` permits (waking up to `n` waiters).
+    /// Add `n` permits: the oldest waiters (up to `n`) get one each, the rest become
+    /// available. Costs one lock and one wake-up per waiter served, whatever `n` is.
+    ///
+    /// # Panics
+    /// If the available permits would exceed `usize::MAX`; nothing changes then.
     pub fn add_permits(&self, n: usize) {
-        for _ in 0..n {
-            self.release();
+        let mut st = lock(&self.state);
+        let served = n.min(st.waiters.len());
+        // Waiters exist only while no permit is available, so only the rest can overflow.
+        let Some(permits) = st.permits.checked_add(n - served) else {
+            drop(st);
+            panic!("Semaphore::add_permits({n}): more than usize::MAX permits available");
+        };
+        st.permits = permits;
+        let woken: Vec<_> = st.waiters.drain(..served).collect();
+        drop(st);
+        for w in woken {
+            w.wake(super::waiter::GRANTED);
         }
     }
 
@@ -93,7 +107,13 @@ impl Semaphore {
                 drop(st);
                 w.wake(super::waiter::GRANTED);
             }
-            None => st.permits += 1,
+            None => match st.permits.checked_add(1) {
+                Some(p) => st.permits = p,
+                None => {
+                    drop(st);
+                    panic!("Semaphore: a permit returned with usize::MAX already available");
+                }
+            },
         }
     }
 }

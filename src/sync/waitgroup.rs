@@ -62,16 +62,25 @@ impl WaitGroup {
     /// Add `delta` (may be negative) to the counter; at zero every waiter is released.
     ///
     /// # Panics
-    /// If the counter goes below zero: "sync: negative WaitGroup counter".
+    /// If the counter would go below zero ("sync: negative WaitGroup counter") or overflow;
+    /// the counter is left unchanged then, so waiters and later calls still see a valid count.
     pub fn add(&self, delta: isize) {
-        let new = self
-            .inner
-            .count
-            .fetch_add(delta, AcqRel)
-            .wrapping_add(delta);
-        if new < 0 {
-            panic!("sync: negative WaitGroup counter");
-        }
+        let mut cur = self.inner.count.load(Acquire);
+        let new = loop {
+            let new = match cur.checked_add(delta) {
+                Some(n) if n >= 0 => n,
+                Some(_) => panic!("sync: negative WaitGroup counter"),
+                None => panic!("sync: WaitGroup counter overflow"),
+            };
+            match self
+                .inner
+                .count
+                .compare_exchange_weak(cur, new, AcqRel, Acquire)
+            {
+                Ok(_) => break new,
+                Err(now) => cur = now,
+            }
+        };
         if new == 0 && delta != 0 {
             let all = std::mem::take(&mut *lock(&self.inner.waiters));
             for w in all {

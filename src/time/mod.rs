@@ -30,11 +30,7 @@ use crate::util::lock;
 /// Pause the caller for `d`: a coroutine parks (its worker runs others), a thread sleeps.
 pub fn sleep(d: Duration) {
     if park::in_coroutine() {
-        let Some(deadline) = Instant::now().checked_add(d) else {
-            loop {
-                park::park("sleep");
-            }
-        };
+        let deadline = crate::deadline::after(d);
         while Instant::now() < deadline {
             park::park_until(deadline, "sleep");
         }
@@ -51,8 +47,8 @@ pub fn after(d: Duration) -> Receiver<Instant> {
     let (weak, rx) = chan::timer_channel();
     if d.is_zero() {
         chan::timer_deliver(&weak, Instant::now());
-    } else if let Some(when) = Instant::now().checked_add(d) {
-        timers::schedule(when, move || {
+    } else {
+        timers::schedule(crate::deadline::after(d), move || {
             chan::timer_deliver(&weak, Instant::now());
         });
     }
@@ -106,10 +102,9 @@ impl TimerShared {
             self.fire_locked(st);
             return;
         }
-        if let Some(when) = Instant::now().checked_add(d) {
-            let me = self.clone();
-            st.handle = Some(timers::schedule(when, move || me.fire(seq)));
-        }
+        let me = self.clone();
+        let when = crate::deadline::after(d);
+        st.handle = Some(timers::schedule(when, move || me.fire(seq)));
     }
 
     fn fire(&self, seq: u64) {
@@ -258,7 +253,7 @@ impl TickerShared {
         });
         {
             let mut st = lock(&shared.state);
-            shared.arm(&mut st, Instant::now().checked_add(period));
+            shared.arm(&mut st, Some(crate::deadline::after(period)));
         }
         (shared, rx)
     }
@@ -277,6 +272,14 @@ impl TickerShared {
             return;
         }
         let now = Instant::now();
+        if chan::timer_unreceived(&self.chan) {
+            // The receiver has not seen the last tick: another would be dropped anyway. Look
+            // again a period later, and never sooner than `COALESCE`, so a tiny period cannot
+            // keep the timer thread spinning while nobody receives.
+            let again = crate::deadline::after(period_or_coalesce(st.period));
+            self.arm(&mut st, Some(again));
+            return;
+        }
         if !chan::timer_deliver(&self.chan, now) {
             // Nobody can receive any more: stop ticking.
             st.handle = None;
@@ -302,7 +305,16 @@ impl TickerShared {
     }
 }
 
-/// Delivers the instant at every `period` (Go's `time.Ticker`). A slow reader misses ticks.
+/// How often, at most, a ticker whose last tick is still unreceived looks again.
+const COALESCE: Duration = Duration::from_millis(1);
+
+fn period_or_coalesce(period: Duration) -> Duration {
+    period.max(COALESCE)
+}
+
+/// Delivers the instant at every `period` (Go's `time.Ticker`). A slow reader misses ticks; a
+/// period shorter than a millisecond delivers no faster than the reader receives (the timer
+/// looks again at most every millisecond while a tick waits unreceived).
 pub struct Ticker {
     shared: Arc<TickerShared>,
     rx: Receiver<Instant>,
@@ -337,7 +349,8 @@ impl Ticker {
         let mut st = lock(&self.shared.state);
         self.disarm(&mut st);
         st.period = period;
-        self.shared.arm(&mut st, Instant::now().checked_add(period));
+        self.shared
+            .arm(&mut st, Some(crate::deadline::after(period)));
     }
 
     /// Stop ticking; no tick from before is received afterwards.
