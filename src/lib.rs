@@ -38,6 +38,9 @@
 //! assert_eq!(total, 385);
 //! ```
 //!
+//! Network I/O is blocking-style too ([`net`], [`io`]): a read that would block parks the
+//! coroutine on goro's epoll netpoller, so a one-coroutine-per-connection server scales.
+//!
 //! Every blocking call works on a coroutine (it parks) and on a plain OS thread (it blocks
 //! the thread), and both ends of every primitive may be used from either.
 //!
@@ -75,6 +78,8 @@ mod co;
 pub mod context;
 mod coroutine;
 mod deadline;
+pub mod io;
+pub mod net;
 pub(crate) mod park;
 pub mod runtime;
 pub(crate) mod sched;

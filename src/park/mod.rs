@@ -55,6 +55,14 @@ impl Unparker {
             Target::Thread(t) => t.unpark(),
         }
     }
+
+    /// The target's coroutine id, if it is a coroutine (for dumps).
+    pub(crate) fn coroutine_id(&self) -> Option<u64> {
+        match &self.target {
+            Target::Coroutine(co) => Some(co.id),
+            Target::Thread(_) => None,
+        }
+    }
 }
 
 impl fmt::Debug for Unparker {

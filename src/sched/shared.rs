@@ -180,6 +180,7 @@ impl Runtime {
                     if let Some(t) = w.thread.get() {
                         t.unpark();
                     }
+                    super::poller::kick(i);
                     return;
                 }
             }
@@ -203,6 +204,7 @@ impl WorkerShared {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
+        super::poller::kick(self.index);
     }
 }
 

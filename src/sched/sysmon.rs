@@ -1,5 +1,6 @@
 //! The monitor thread (Go's sysmon): keeps the coarse clock, rescues the fresh work of a worker
-//! stuck in one coroutine, reports such a coroutine once, and runs `run`'s deadlock detector.
+//! stuck in one coroutine, reports such a coroutine once, runs `run`'s deadlock detector, and
+//! polls for I/O when no worker has for 10 ms (`poller::poll_if_stale`).
 //!
 //! It polls every 10 ms while any worker runs a coroutine and backs off to 100 ms when the
 //! runtime is idle (an idle process then costs ~10 wake-ups a second: far below 1% of a core).
@@ -49,6 +50,8 @@ fn run() {
         std::thread::sleep(period);
         let now = r.now_ms();
         COARSE_MS.store(now, Ordering::Relaxed);
+        // The fallback poller, for when every worker has been busy.
+        super::poller::poll_if_stale(now, STUCK_MS);
         let n = r.created();
         last_tick.resize(n, u64::MAX);
         reported.resize(n, u64::MAX);
@@ -141,7 +144,10 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
 
 /// Every coroutine is parked with no deadline, and nothing could wake one.
 fn all_asleep(r: &'static Runtime) -> bool {
-    if r.wake_sources.load(Ordering::SeqCst) > 0 || super::timers::pending() > 0 {
+    if r.wake_sources.load(Ordering::SeqCst) > 0
+        || super::timers::pending() > 0
+        || super::poller::get().is_some_and(|p| p.has_waiters())
+    {
         return false;
     }
     // A thread goro did not start may hold the other end of what a coroutine waits on.
