@@ -56,6 +56,8 @@ pub mod chan;
 pub mod context;
 mod coref;
 mod coroutine;
+pub mod io;
+pub mod net;
 pub(crate) mod park;
 pub mod runtime;
 pub(crate) mod sched;

@@ -55,6 +55,14 @@ impl Unparker {
         }
     }
 
+    /// The target's coroutine id, if it is a coroutine (for dumps).
+    pub(crate) fn coroutine_id(&self) -> Option<u64> {
+        match &self.target {
+            Target::Coroutine(co) => Some(co.id),
+            Target::Thread(_) => None,
+        }
+    }
+
     /// Whether the target is a coroutine (as opposed to a plain thread).
     #[allow(dead_code)]
     pub(crate) fn is_coroutine(&self) -> bool {

@@ -125,6 +125,7 @@ pub fn dump() -> String {
     let now = r.now_ms();
     let mut out = String::new();
     let mut started = 0usize;
+    let mut io_waits = None;
     for i in 0..r.created() {
         let Some(w) = r.worker(i) else { continue };
         let reg = w.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -140,7 +141,19 @@ pub fn dump() -> String {
                     let why = reasons::lookup(co.reason.load(Ordering::Relaxed));
                     let since = co.wait_since.load(Ordering::Relaxed);
                     let why = if why.is_empty() { "waiting" } else { why };
-                    let _ = write!(out, " [{why}, {} ms]", now.saturating_sub(since));
+                    let ms = now.saturating_sub(since);
+                    let io = (why == crate::io::IO_WAIT)
+                        .then(|| io_waits.get_or_insert_with(io_wait_table).get(&co.id))
+                        .flatten();
+                    match io {
+                        // e.g. "[IO wait (read, fd 7, 120 ms)]"
+                        Some(what) => {
+                            let _ = write!(out, " [{why} ({what}, {ms} ms)]");
+                        }
+                        None => {
+                            let _ = write!(out, " [{why}, {ms} ms]");
+                        }
+                    }
                 }
                 RUNNABLE => out.push_str(" [runnable]"),
                 RUNNING | coroutine::NOTIFIED => out.push_str(" [running]"),
@@ -157,6 +170,15 @@ pub fn dump() -> String {
         out.push_str("(no coroutines)\n");
     }
     out
+}
+
+/// What each coroutine parked on I/O waits for ("read, fd 7"), by coroutine id.
+fn io_wait_table() -> std::collections::HashMap<u64, String> {
+    sched::poller::get()
+        .map(|p| p.describe_waits())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
 }
 
 /// Wrap the panic hook so a panic on a coroutine names the coroutine before the usual report.

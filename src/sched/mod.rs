@@ -56,6 +56,7 @@
 
 mod global;
 pub(crate) mod lifo;
+pub(crate) mod poller;
 pub(crate) mod reasons;
 pub(crate) mod runq;
 pub(crate) mod sysmon;
@@ -316,6 +317,7 @@ impl Runtime {
                     if let Some(t) = w.thread.get() {
                         t.unpark();
                     }
+                    poller::kick(i);
                     return;
                 }
             }
@@ -339,6 +341,7 @@ impl WorkerShared {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
+        poller::kick(self.index);
     }
 }
 

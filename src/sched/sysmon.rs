@@ -49,6 +49,8 @@ fn run() {
         std::thread::sleep(period);
         let now = r.now_ms();
         COARSE_MS.store(now, Ordering::Relaxed);
+        // The fallback poller, for when every worker has been busy.
+        super::poller::poll_if_stale(now, STUCK_MS);
         let n = r.created();
         last_tick.resize(n, u64::MAX);
         reported.resize(n, u64::MAX);
@@ -141,7 +143,10 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
 
 /// Every coroutine is parked with no deadline, and nothing could wake one.
 fn all_asleep(r: &'static Runtime) -> bool {
-    if r.wake_sources.load(Ordering::SeqCst) > 0 || super::timers::pending() > 0 {
+    if r.wake_sources.load(Ordering::SeqCst) > 0
+        || super::timers::pending() > 0
+        || super::poller::get().is_some_and(|p| p.has_waiters())
+    {
         return false;
     }
     if r.plain_threads.load(Ordering::SeqCst) > r.plain_blocked.load(Ordering::SeqCst) {

@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{rt, CoRef, Runtime, WorkerShared};
+use super::{poller, rt, CoRef, Runtime, WorkerShared};
 
 use crate::arch::Context;
 use crate::coroutine::{Co, DONE, FRESH, PARKED, RUNNABLE, RUNNING};
@@ -405,6 +405,10 @@ impl WorkerLocal {
 
     /// Nothing to run: spin a little, then sleep until woken or the next local timeout.
     fn idle(&self, r: &'static Runtime) -> Option<Next> {
+        // I/O readiness first (without blocking): it may make coroutines runnable here.
+        if poller::poll_now() > 0 {
+            return None;
+        }
         if self.refresh_retiring() {
             self.hand_off_fresh(r);
         } else {
@@ -437,8 +441,14 @@ impl WorkerLocal {
         }
         self.shared.sleeping.store(true, Ordering::SeqCst);
         r.idle.fetch_add(1, Ordering::SeqCst);
+        // At most one sleeper blocks in the I/O poller instead of `thread::park` (claimed
+        // before the fence: see `poller`'s invariant).
+        let polls = poller::claim(self.shared.index);
         fence(Ordering::SeqCst);
         if self.has_work(r) {
+            if polls {
+                poller::release(self.shared.index);
+            }
             self.shared.sleeping.store(false, Ordering::SeqCst);
             r.idle.fetch_sub(1, Ordering::SeqCst);
             return None;
@@ -448,9 +458,13 @@ impl WorkerLocal {
         } else {
             self.fire_timeouts(Instant::now())
         };
+        let mut woke = 0;
         if self.local_q().is_empty() {
             self.shared.running.store(0, Ordering::Relaxed);
             match next {
+                _ if polls => {
+                    woke = poller::block(next.map(|d| d.saturating_duration_since(Instant::now())))
+                }
                 Some(d) => {
                     let now = Instant::now();
                     if d > now {
@@ -460,8 +474,15 @@ impl WorkerLocal {
                 None => std::thread::park(),
             }
         }
+        if polls {
+            poller::release(self.shared.index);
+        }
         self.shared.sleeping.store(false, Ordering::SeqCst);
         r.idle.fetch_sub(1, Ordering::SeqCst);
+        if woke > 0 {
+            // We leave the poller with work: let another sleeper take the poller role.
+            r.wake_idle_worker();
+        }
         None
     }
 

@@ -1,0 +1,171 @@
+//! Waiting for readiness: the loop every I/O operation runs ("try the syscall; on `EAGAIN`
+//! wait for the next edge, a deadline change or the deadline itself; retry"), for coroutines
+//! (park on the netpoller) and plain threads (`poll(2)` on the fd and a per-thread eventfd).
+//!
+//! Invariant: a waiter parks only after publishing itself on the slot *and* seeing that the
+//! slot's edge counter still has the value it read before its syscall (see `desc.rs`), so no
+//! readiness edge, deadline change or shutdown can slip between its `EAGAIN` and its park.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::desc::{Desc, Dir, Waker};
+use super::poll;
+use crate::park;
+
+/// The wait reason of a coroutine parked on I/O (`runtime::dump` adds the direction and fd).
+pub(crate) const IO_WAIT: &str = "IO wait";
+
+/// A plain thread's wake-up line: an eventfd it polls next to the fd it waits for.
+pub(crate) struct ThreadSignal {
+    fd: OwnedFd,
+}
+
+impl ThreadSignal {
+    fn new() -> io::Result<Self> {
+        // SAFETY: eventfd(2); the fd is owned at once.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ThreadSignal {
+            // SAFETY: a fresh fd that nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub(crate) fn signal(&self) {
+        let one = 1u64;
+        // SAFETY: 8 bytes from a u64 to our eventfd (non-blocking; a full counter is harmless).
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut v = 0u64;
+        // SAFETY: 8 bytes into a u64 from our non-blocking eventfd.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+fn thread_signal() -> io::Result<Arc<ThreadSignal>> {
+    thread_local! {
+        static SIGNAL: std::cell::RefCell<Option<Arc<ThreadSignal>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    SIGNAL
+        .try_with(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(t) = &*s {
+                return Ok(t.clone());
+            }
+            let t = Arc::new(ThreadSignal::new()?);
+            *s = Some(t.clone());
+            Ok(t)
+        })
+        .unwrap_or_else(|_| ThreadSignal::new().map(Arc::new))
+}
+
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "I/O deadline or timeout reached")
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Run `f` (a non-blocking syscall on `desc`'s fd) until it does not report `WouldBlock`,
+/// waiting for readiness in direction `dir` in between. `op_deadline` is the deadline of this
+/// one call (from a per-operation timeout, or `connect_timeout`); the descriptor's absolute
+/// deadline for `dir` is re-read on every round, so changing it wakes and re-aims the wait.
+pub(crate) fn op<R>(
+    desc: &Desc,
+    dir: Dir,
+    op_deadline: Option<Instant>,
+    mut f: impl FnMut() -> io::Result<R>,
+) -> io::Result<R> {
+    let slot = desc.slot(dir);
+    loop {
+        let abs = desc.deadline(dir);
+        let deadline = earliest(op_deadline, abs);
+        if let Some(a) = abs {
+            if a <= Instant::now() {
+                return Err(timed_out());
+            }
+        }
+        let seen = slot.edges();
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+        if let Some(d) = deadline {
+            if d <= Instant::now() {
+                return Err(timed_out());
+            }
+        }
+        wait(desc, dir, seen, deadline)?;
+    }
+}
+
+/// Wait once: until an edge after `seen`, a wake-up of the slot, `deadline`, or spuriously.
+fn wait(desc: &Desc, dir: Dir, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
+    let slot = desc.slot(dir);
+    let marker = 0u8;
+    let token = &marker as *const u8 as usize;
+    if park::in_coroutine() {
+        poll::add_waiter();
+        if slot.publish(token, Waker::Coroutine(park::current()), seen) {
+            match deadline {
+                Some(d) => park::park_until(d, IO_WAIT),
+                None => park::park(IO_WAIT),
+            }
+        }
+        slot.withdraw(token);
+        poll::remove_waiter();
+        return Ok(());
+    }
+    let sig = thread_signal()?;
+    if slot.publish(token, Waker::Thread(sig.clone()), seen) {
+        let events = match dir {
+            Dir::Read => libc::POLLIN | libc::POLLRDHUP,
+            Dir::Write => libc::POLLOUT,
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: desc.fd(),
+                events,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sig.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ts = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            libc::timespec {
+                tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            }
+        });
+        let tsp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        crate::sched::note_plain_thread();
+        // SAFETY: ppoll(2) on two valid pollfds, a timespec or null, no signal mask. EINTR and
+        // other failures just end this wait early; the caller loops.
+        unsafe { libc::ppoll(fds.as_mut_ptr(), 2, tsp, std::ptr::null()) };
+        if fds[1].revents != 0 {
+            sig.drain();
+        }
+    }
+    slot.withdraw(token);
+    Ok(())
+}
