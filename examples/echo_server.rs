@@ -12,7 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use std::net::{TcpListener, TcpStream};
+use goro::net::{TcpListener, TcpStream};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:7007";
 const BUF_SIZE: usize = 4096;

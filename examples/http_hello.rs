@@ -21,7 +21,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
-use std::net::{TcpListener, TcpStream};
+use goro::net::{TcpListener, TcpStream};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Bytes asked for per read.

@@ -1,8 +1,8 @@
 //! Network workloads: the echo server behind W11 `echo` and W12 `conns` (the runner's Go
 //! client drives both; the server is the same, as in every peer).
 
+use goro::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 
 /// Each connection's read buffer, as in every peer.
 const ECHO_BUF: usize = 4096;
