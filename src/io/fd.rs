@@ -72,6 +72,18 @@ impl Registration {
         })
     }
 
+    /// After a successful `shutdown(how)` of the socket: wake the readers (they see end of
+    /// file) and the writers (they see `BrokenPipe`) it concerns.
+    pub(crate) fn note_shutdown(&self, how: std::net::Shutdown) {
+        use std::net::Shutdown;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.desc.shutdown_read();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.desc.slot(Dir::Write).ready();
+        }
+    }
+
     pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
         self.desc.set_timeout(dir, t)
     }

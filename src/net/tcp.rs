@@ -163,13 +163,7 @@ impl TcpStream {
     /// sees end of file (`Ok(0)`); `shutdown(Write)` sends FIN to the peer.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.io.get_ref().shutdown(how)?;
-        let d = self.io.reg().desc();
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            d.shutdown_read();
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            d.slot(Dir::Write).ready();
-        }
+        self.io.reg().note_shutdown(how);
         Ok(())
     }
 
