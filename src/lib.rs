@@ -38,12 +38,16 @@
 //! assert_eq!(total, 385);
 //! ```
 //!
+//! Network I/O is blocking-style too ([`net`], [`io`]): a read that would block parks the
+//! coroutine on goro's epoll netpoller, so a one-coroutine-per-connection server scales.
+//!
 //! Every blocking call works on a coroutine (it parks) and on a plain OS thread (it blocks
 //! the thread), and both ends of every primitive may be used from either.
 //!
 //! Where to read on: the scheduler's design notes open `src/sched/mod.rs`; the wait/wake
 //! discipline every primitive follows is in `src/park.rs`; stacks (lazily committed, guarded,
-//! pooled) in `src/stack/mod.rs`; channel invariants in `src/chan/mod.rs`.
+//! pooled) in `src/stack/mod.rs`; channel invariants in `src/chan/mod.rs`; the netpoller in
+//! `src/io/poll.rs`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

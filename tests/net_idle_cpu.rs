@@ -60,7 +60,12 @@ fn ten_thousand_parked_connections_cost_no_cpu() {
         }
     });
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_clients", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_clients",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("GORO_IDLE_CLIENT_ADDR", addr.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -101,7 +101,10 @@ fn a_registered_but_idle_socket_does_not_hide_a_deadlock() {
     let out = child("child_deadlocks_with_an_idle_socket_open", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
-    assert!(stderr.contains("all coroutines are asleep - deadlock!"), "{stderr}");
+    assert!(
+        stderr.contains("all coroutines are asleep - deadlock!"),
+        "{stderr}"
+    );
 }
 
 fn open_fds() -> Vec<i32> {
@@ -144,7 +147,10 @@ fn child_accept_under_emfile() {
             let t = std::time::Instant::now();
             let e = l.accept().map(|_| ()).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "round {round}: {e}");
-            assert!(t.elapsed() < Duration::from_secs(1), "accept spun on EMFILE");
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "accept spun on EMFILE"
+            );
             fillers.pop(); // free one fd: the queued connection can be accepted now
             let (s, peer) = l.accept().unwrap();
             assert!(peer.ip().is_loopback());

@@ -111,7 +111,11 @@ fn client(addr: SocketAddr, seed: u64, on_thread: bool) -> u64 {
         W::C(h) => h.join().unwrap(),
     }
     if abort {
-        assert_eq!(got[..], data[..got.len()], "connection {seed}: corrupt prefix");
+        assert_eq!(
+            got[..],
+            data[..got.len()],
+            "connection {seed}: corrupt prefix"
+        );
         0
     } else {
         assert_eq!(got.len(), len, "connection {seed}: length");

@@ -40,6 +40,9 @@
 //!   checked after the inbox push, with a SeqCst fence on both sides), or stealable work
 //!   appeared while no other worker is spinning (one spinner at a time; no thundering herd).
 //!   An idle runtime therefore burns no CPU.
+//! * **I/O** (`poller.rs`, a hook the I/O layer installs; the scheduler never imports it): an
+//!   idle worker polls without blocking before it spins, and at most one sleeping worker
+//!   blocks in the poller instead of `thread::park`; waking that worker also interrupts it.
 //! * **Timeouts.** A coroutine's `park_until` puts an entry in its worker's local heap (no
 //!   locks: the coroutine never leaves that worker). The worker checks it every 61 rounds and
 //!   before sleeping; entries made stale by an earlier wake-up are skipped, and compacted away

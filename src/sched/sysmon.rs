@@ -1,5 +1,6 @@
 //! The monitor thread (Go's sysmon): keeps the coarse clock, rescues the fresh work of a worker
-//! stuck in one coroutine, reports such a coroutine once, and runs `run`'s deadlock detector.
+//! stuck in one coroutine, reports such a coroutine once, runs `run`'s deadlock detector, and
+//! polls for I/O when no worker has for 10 ms (`poller::poll_if_stale`).
 //!
 //! It polls every 10 ms while any worker runs a coroutine and backs off to 100 ms when the
 //! runtime is idle (an idle process then costs ~10 wake-ups a second: far below 1% of a core).
