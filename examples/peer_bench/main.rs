@@ -3,7 +3,8 @@
 //! workloads, sizes and checks as the Go peer (`shared/peers/go/main.go`).
 //!
 //! The workloads live in one file per area: `core.rs` (spawn, yield, parked_mem),
-//! `chan.rs` (pingpong, skynet, mpmc, primes, select, sleep), `sync.rs` (mutex); each has a
+//! `chan.rs` (pingpong, skynet, mpmc, primes, select, sleep), `sync.rs` (mutex), `net.rs`
+//! (the echo server for echo and conns); each has a
 //! `dispatch(workload) -> bool` that runs the workload if it is one of its own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 mod chan;
 mod core;
+mod net;
 mod sync;
 
 /// Repetitions inside the process; the best one is reported (as the Go peer does).
@@ -93,7 +95,10 @@ fn main() {
     // The timed code runs inside the runtime, on the main coroutine (as Go's main goroutine).
     let known = goro::run(move || {
         warmup();
-        core::dispatch(&workload) || chan::dispatch(&workload) || sync::dispatch(&workload)
+        core::dispatch(&workload)
+            || chan::dispatch(&workload)
+            || sync::dispatch(&workload)
+            || net::dispatch(&workload)
     });
     if !known {
         eprintln!("unknown workload {}", args[1]);
