@@ -11,9 +11,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use super::poller;
 use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
 use crate::co::CoRef;
-use super::poller;
 
 use crate::arch::SwitchContext;
 use crate::co::{Co, FRESH};
