@@ -108,11 +108,9 @@ pub(crate) fn in_coroutine() -> bool {
 /// and `runtime::sleep`.
 pub(crate) fn sleep(d: std::time::Duration) {
     if in_coroutine() {
-        let Some(deadline) = Instant::now().checked_add(d) else {
-            loop {
-                park("sleep");
-            }
-        };
+        // A far deadline, never "forever": a pending timer is a possible waker (Go's rule),
+        // so `run`'s deadlock detector stays quiet, and nothing overflows.
+        let deadline = crate::deadline::after(d);
         while Instant::now() < deadline {
             park_until(deadline, "sleep");
         }

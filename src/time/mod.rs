@@ -29,14 +29,7 @@ use crate::util::lock;
 
 /// Pause the caller for `d`: a coroutine parks (its worker runs others), a thread sleeps.
 pub fn sleep(d: Duration) {
-    if park::in_coroutine() {
-        let deadline = crate::deadline::after(d);
-        while Instant::now() < deadline {
-            park::park_until(deadline, "sleep");
-        }
-    } else {
-        std::thread::sleep(d);
-    }
+    park::sleep(d)
 }
 
 /// A channel that receives the current instant once, after `d` (Go's `time.After`: the message
