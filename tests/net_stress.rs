@@ -178,7 +178,10 @@ fn thousands_of_connections_with_parking_and_firing_deadlines() {
     match rx.recv_timeout(Duration::from_secs(180)) {
         Ok((bytes, timeouts)) => {
             assert!(bytes > 10_000_000, "only {bytes} bytes echoed");
-            assert!(timeouts > 0, "no timeout fired mid-transfer");
+            // How many timeouts fire depends on the machine's speed (none on a quiet one, where
+            // every echo beats the 200 µs floor): reported, not asserted. Deadlines firing on
+            // parked calls are asserted deterministically in tests/net_tcp.rs.
+            eprintln!("{timeouts} timeouts fired mid-transfer");
         }
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             std::panic::resume_unwind(t.join().unwrap_err())
