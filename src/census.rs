@@ -6,7 +6,10 @@
 //! thread that is neither one of the runtime's own (workers, the monitor, the timer thread,
 //! the blocking pool, the signal thread) nor a thread waiting in `run`, no deadlock is
 //! reported. The process's thread count comes from the kernel (`/proc/self/status`); where it
-//! cannot be read, every thread counts as foreign and detection stays off.
+//! cannot be read, every thread counts as foreign and detection stays off. The file is opened
+//! once, when `run` starts, and re-read in place (`pread` at offset 0 makes procfs regenerate
+//! it): the detector never takes a descriptor while the program runs, so it cannot turn a
+//! program's `accept` or `open` into `EMFILE` at a full descriptor table.
 //!
 //! Invariant: the own count never exceeds the own threads the kernel lists. A thread counts
 //! itself only once it runs (it is listed from its creation) and uncounts itself before it
@@ -15,7 +18,13 @@
 //! thread too many, which turns detection off: a missed report, never a false one.
 
 use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// `/proc/self/status`, opened once by [`open_status`] (`None`: it could not be opened).
+static STATUS: OnceLock<Option<File>> = OnceLock::new();
 
 /// Threads counted as the runtime's own right now (runtime threads and `run`'s waiting callers).
 static OWN: AtomicUsize = AtomicUsize::new(0);
@@ -70,9 +79,30 @@ pub(crate) fn foreign_threads() -> bool {
     total > before.min(after)
 }
 
+/// Open `/proc/self/status` for the detector, once per process. `run` calls it before the
+/// main coroutine starts, so later readings take no descriptor.
+pub(crate) fn open_status() {
+    STATUS.get_or_init(|| File::open("/proc/self/status").ok());
+}
+
 /// The number of threads of this process, from the kernel.
 fn process_threads() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let file = STATUS.get()?.as_ref()?;
+    // Read the whole file from offset 0: procfs builds it afresh for a read there.
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let status = std::str::from_utf8(&buf[..len]).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))?

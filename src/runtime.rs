@@ -106,6 +106,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    crate::census::open_status();
     let h = Builder::new()
         .name("main")
         .spawn(f)

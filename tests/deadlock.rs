@@ -179,6 +179,38 @@ fn deadlock_after_the_waking_thread_ended() {
     });
 }
 
+/// A real deadlock while the descriptor table is full: the detector must still read the
+/// kernel's thread count (it may not need a new descriptor for that) once the plain thread
+/// that could have woken the main coroutine has ended.
+fn deadlock_with_a_full_fd_table() {
+    let (tx, rx) = chan::bounded::<u32>(1);
+    goro::run(move || {
+        let _keep = tx;
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        lim.rlim_cur = highest + 1; // room for exactly the descriptors open now
+                                    // SAFETY: setrlimit reads the struct; a soft limit below the hard one is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let mut fillers = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            fillers.push(f);
+        }
+        // A plain thread that lives a while and ends without touching goro.
+        later(|| {});
+        let _ = rx.recv();
+        drop(fillers);
+    });
+}
+
 fn deadlock_on_a_semaphore() {
     goro::run(|| {
         let sem = goro::sync::Semaphore::new(0);
@@ -264,6 +296,10 @@ fn child(name: &str) {
         }
         "deadlock_after_the_waking_thread_ended" => {
             deadlock_after_the_waking_thread_ended();
+            0
+        }
+        "deadlock_with_a_full_fd_table" => {
+            deadlock_with_a_full_fd_table();
             0
         }
         "deadlock_on_a_semaphore" => {
@@ -443,6 +479,9 @@ const CHECKS: &[Check] = &[
     }),
     ("deadlock_is_found_once_the_waking_thread_ended", || {
         expect_deadlock("deadlock_after_the_waking_thread_ended", &[])
+    }),
+    ("deadlock_is_found_with_a_full_fd_table", || {
+        expect_deadlock("deadlock_with_a_full_fd_table", &[])
     }),
     ("semaphore_deadlock_is_reported", || {
         expect_deadlock("deadlock_on_a_semaphore", &["semacquire"])

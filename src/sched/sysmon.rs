@@ -150,10 +150,6 @@ fn all_asleep(r: &'static Runtime) -> bool {
     {
         return false;
     }
-    // A thread goro did not start may hold the other end of what a coroutine waits on.
-    if crate::census::foreign_threads() {
-        return false;
-    }
     if r.plain_threads.load(Ordering::SeqCst) > r.plain_blocked.load(Ordering::SeqCst) {
         return false;
     }
@@ -184,7 +180,9 @@ fn all_asleep(r: &'static Runtime) -> bool {
             return false;
         }
     }
-    started == parked && r.live() == started
+    // A thread goro did not start may hold the other end of what a coroutine waits on. Asked
+    // last: it reads the kernel's thread count, the one check here that costs a system call.
+    started == parked && r.live() == started && !crate::census::foreign_threads()
 }
 
 fn report_deadlock() -> ! {
