@@ -39,7 +39,7 @@ pub(crate) enum Waker {
     /// A coroutine: woken through its owner worker (`park::Unparker`).
     Coroutine(Unparker),
     /// A plain thread blocked in `poll(2)`: woken through its eventfd.
-    Thread(Arc<super::wait::ThreadSignal>),
+    Thread(Arc<super::thread_signal::ThreadSignal>),
 }
 
 impl Waker {

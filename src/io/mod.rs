@@ -7,12 +7,14 @@
 //!
 //! Layers (data flows downwards, no module imports one above it): `fd.rs` (the public wrapper
 //! and the crate-internal `Registration`) → `wait.rs` (the try/park/retry loop, coroutines and
-//! plain threads) → `desc.rs` (per-fd poll descriptors) and `poll.rs` (the epoll instance that
-//! the scheduler drives through `sched::poller`; its module docs hold the design).
+//! plain threads) → `poll.rs` (the epoll instance that the scheduler drives through
+//! `sched::poller`; its module docs hold the design) → `desc.rs` (per-fd poll descriptors) →
+//! `thread_signal.rs` (a plain thread's eventfd wake-up line).
 
 mod desc;
 mod fd;
 mod poll;
+mod thread_signal;
 mod wait;
 
 pub(crate) use desc::Dir;

@@ -44,7 +44,7 @@ static POLLER: OnceLock<&'static dyn Poller> = OnceLock::new();
 /// `index + 1` of the worker that blocks (or is about to block) in the poller; 0 = none.
 static BLOCKED: AtomicUsize = AtomicUsize::new(0);
 
-/// Coarse ms (see `sched::coarse_now_ms`) of the latest poll that started.
+/// Coarse ms (the callers' `sched::shared::coarse_now_ms`) of the latest poll that started.
 static LAST_POLL_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Install the poller (the first call wins; later ones are ignored).
@@ -58,11 +58,12 @@ pub(crate) fn get() -> Option<&'static dyn Poller> {
     POLLER.get().copied()
 }
 
-/// Poll without blocking. Returns how many coroutines or threads were woken.
-pub(crate) fn poll_now() -> usize {
+/// Poll without blocking; `now_ms` is the scheduler's coarse clock. Returns how many
+/// coroutines or threads were woken.
+pub(crate) fn poll_now(now_ms: u64) -> usize {
     match get() {
         Some(p) => {
-            LAST_POLL_MS.store(super::shared::coarse_now_ms(), Ordering::Relaxed);
+            LAST_POLL_MS.store(now_ms, Ordering::Relaxed);
             p.poll(Some(Duration::ZERO))
         }
         None => 0,
@@ -83,11 +84,12 @@ pub(crate) fn release(index: usize) {
     let _ = BLOCKED.compare_exchange(index + 1, 0, Ordering::SeqCst, Ordering::Relaxed);
 }
 
-/// Block in the poller for up to `timeout` (the caller holds the role). Returns how many it woke.
-pub(crate) fn block(timeout: Option<Duration>) -> usize {
+/// Block in the poller for up to `timeout` (the caller holds the role); `now_ms` is the
+/// scheduler's coarse clock. Returns how many it woke.
+pub(crate) fn block(now_ms: u64, timeout: Option<Duration>) -> usize {
     match get() {
         Some(p) => {
-            LAST_POLL_MS.store(super::shared::coarse_now_ms(), Ordering::Relaxed);
+            LAST_POLL_MS.store(now_ms, Ordering::Relaxed);
             p.poll(timeout)
         }
         None => 0,
@@ -111,6 +113,6 @@ pub(crate) fn poll_if_stale(now_ms: u64, stale_ms: u64) {
         && BLOCKED.load(Ordering::SeqCst) == 0
         && now_ms.saturating_sub(LAST_POLL_MS.load(Ordering::Relaxed)) >= stale_ms
     {
-        poll_now();
+        poll_now(now_ms);
     }
 }

@@ -400,7 +400,7 @@ impl WorkerLocal {
     /// Nothing to run: spin a little, then sleep until woken or the next local timeout.
     fn idle(&self, r: &'static Runtime) -> Option<Next> {
         // I/O readiness first (without blocking): it may make coroutines runnable here.
-        if poller::poll_now() > 0 {
+        if poller::poll_now(coarse_now_ms()) > 0 {
             return None;
         }
         if self.refresh_retiring() {
@@ -457,7 +457,10 @@ impl WorkerLocal {
             self.shared.running.store(0, Ordering::Relaxed);
             match next {
                 _ if polls => {
-                    woke = poller::block(next.map(|d| d.saturating_duration_since(Instant::now())))
+                    woke = poller::block(
+                        coarse_now_ms(),
+                        next.map(|d| d.saturating_duration_since(Instant::now())),
+                    )
                 }
                 Some(d) => {
                     let now = Instant::now();
