@@ -179,6 +179,40 @@ fn deadlock_after_the_waking_thread_ended() {
     });
 }
 
+/// The main coroutine waits on a pipe whose writer is another process (a waker goro cannot
+/// see, and no foreign thread here): a coroutine parked on I/O is a possible waker's target,
+/// never a deadlock, and the monitor does not call it stuck either.
+fn io_from_another_process() -> u32 {
+    use std::io::Read;
+    goro::run(|| {
+        let mut writer = Command::new("sh")
+            .args(["-c", "sleep 0.7; printf late"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut out = goro::io::Fd::new(writer.stdout.take().unwrap()).unwrap();
+        let mut got = String::new();
+        out.read_to_string(&mut got).unwrap();
+        assert!(writer.wait().unwrap().success());
+        if got == "late" {
+            7
+        } else {
+            0
+        }
+    })
+}
+
+/// A real deadlock with a registered but idle listening socket open: registration alone is
+/// not a waiter, so it must not keep the detector quiet.
+fn deadlock_with_an_idle_socket_open() {
+    goro::run(|| {
+        let _l = goro::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let _keep = tx.clone();
+        let _ = rx.recv();
+    });
+}
+
 /// A real deadlock while the descriptor table is full: the detector must still read the
 /// kernel's thread count (it may not need a new descriptor for that) once the plain thread
 /// that could have woken the main coroutine has ended.
@@ -298,6 +332,11 @@ fn child(name: &str) {
             deadlock_after_the_waking_thread_ended();
             0
         }
+        "io_from_another_process" => io_from_another_process(),
+        "deadlock_with_an_idle_socket_open" => {
+            deadlock_with_an_idle_socket_open();
+            0
+        }
         "deadlock_with_a_full_fd_table" => {
             deadlock_with_a_full_fd_table();
             0
@@ -348,10 +387,14 @@ fn spawn_child(name: &str, env: &[(&str, &str)], limit: Duration) -> Option<std:
 }
 
 fn expect_ok(name: &str) -> Result<(), String> {
-    let out = spawn_child(name, &[], Duration::from_secs(30)).ok_or("hung for 30 s")?;
+    expect_ok_with(name, &[])
+}
+
+fn expect_ok_with(name: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    let out = spawn_child(name, env, Duration::from_secs(30)).ok_or("hung for 30 s")?;
     let so = String::from_utf8_lossy(&out.stdout);
     let se = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() && so.contains("CHILD-OK 7") {
+    if out.status.success() && so.contains("CHILD-OK 7") && !se.contains("without yielding") {
         Ok(())
     } else {
         Err(format!(
@@ -479,6 +522,16 @@ const CHECKS: &[Check] = &[
     }),
     ("deadlock_is_found_once_the_waking_thread_ended", || {
         expect_deadlock("deadlock_after_the_waking_thread_ended", &[])
+    }),
+    (
+        "main_parked_on_io_from_another_process_is_not_a_deadlock",
+        || {
+            // A 50 ms stuck-report threshold: the monitor must not call an I/O wait "running".
+            expect_ok_with("io_from_another_process", &[("GORO_STUCK_REPORT_MS", "50")])
+        },
+    ),
+    ("deadlock_is_found_with_an_idle_socket_open", || {
+        expect_deadlock("deadlock_with_an_idle_socket_open", &[])
     }),
     ("deadlock_is_found_with_a_full_fd_table", || {
         expect_deadlock("deadlock_with_a_full_fd_table", &[])
