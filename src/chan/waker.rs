@@ -64,7 +64,23 @@ impl Waker {
 
     pub(crate) fn unregister(&mut self, oper: Operation) -> Option<WaitEntry> {
         let i = self.selectors.iter().position(|e| e.oper == oper)?;
-        self.selectors.remove(i)
+        self.take(i)
+    }
+
+    /// Remove entry `i`; the oldest (the usual case: claims go oldest first) without the
+    /// general shifting path.
+    #[inline]
+    fn take(&mut self, i: usize) -> Option<WaitEntry> {
+        if i == 0 {
+            self.selectors.pop_front()
+        } else {
+            self.selectors.remove(i)
+        }
+    }
+
+    /// Claim the waiter at `i` of the selectors (its `Waiting` already won), removing it.
+    pub(crate) fn take_claimed(&mut self, i: usize) -> Option<WaitEntry> {
+        self.take(i)
     }
 
     /// Claim the oldest waiter that is not `exclude`; its packet is published to it, but it is
@@ -73,7 +89,7 @@ impl Waker {
         let i = self.selectors.iter().position(|e| {
             not_excluded(exclude, &e.cx) && e.cx.try_select(Selected::Operation(e.oper)).is_ok()
         })?;
-        let entry = self.selectors.remove(i)?;
+        let entry = self.take(i)?;
         entry.cx.store_packet(entry.packet);
         Some(entry)
     }
@@ -98,7 +114,15 @@ impl Waker {
     }
 
     /// Tell every observer.
+    #[inline]
     pub(crate) fn notify(&mut self) {
+        if !self.observers.is_empty() {
+            self.notify_observers();
+        }
+    }
+
+    #[cold]
+    fn notify_observers(&mut self) {
         for e in self.observers.drain(..) {
             if e.cx.try_select(Selected::Operation(e.oper)).is_ok() {
                 e.cx.unpark();

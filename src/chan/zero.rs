@@ -124,7 +124,9 @@ impl<T> Channel<T> {
     /// in its packet first, so that it can wake us once it has written its message.
     fn claim_sender(inner: &mut Inner, exclude: Option<&Waiting>) -> Option<(*mut (), Waiting)> {
         let mut me: Option<Unparker> = None;
-        let i = inner.senders.selectors.iter().position(|e| {
+        let list = &inner.senders.selectors;
+        let i = (0..list.len()).find(|&i| {
+            let e = &list[i];
             if exclude.is_some_and(|x| x.ptr_eq(&e.cx)) {
                 return false;
             }
@@ -138,7 +140,7 @@ impl<T> Channel<T> {
             }
             e.cx.try_select(Selected::Operation(e.oper)).is_ok()
         })?;
-        let e = inner.senders.selectors.remove(i)?;
+        let e = inner.senders.take_claimed(i)?;
         e.cx.store_packet(e.packet);
         Some((e.packet, e.cx))
     }

@@ -17,7 +17,7 @@ use std::cell::UnsafeCell;
 use std::io;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::SwitchContext;
 use crate::stack::overflow::RunningInfo;
@@ -77,8 +77,8 @@ pub(crate) struct Co {
     pub(crate) owner: AtomicUsize,
     /// Bumped by every park, so a timeout registered for one park never wakes a later one.
     pub(crate) park_seq: AtomicU64,
-    /// Interned wait reason (see `sched::reasons`) and when the wait began (coarse ms clock).
-    pub(crate) reason: AtomicU8,
+    /// Encoded wait reason (see `sched::reasons`) and when the wait began (coarse ms clock).
+    pub(crate) reason: AtomicU64,
     pub(crate) wait_since: AtomicU64,
     pub(crate) stack_size: usize,
     /// Set when the coroutine's registry slot is taken (owner only).
@@ -185,7 +185,7 @@ impl Co {
             state: AtomicU32::new(FRESH),
             owner: AtomicUsize::new(NO_OWNER),
             park_seq: AtomicU64::new(0),
-            reason: AtomicU8::new(0),
+            reason: AtomicU64::new(0),
             wait_since: AtomicU64::new(0),
             stack_size,
             slot: AtomicUsize::new(usize::MAX),

@@ -32,7 +32,7 @@ pub(crate) fn dump() -> String {
             let state = co.state.load(Ordering::Acquire);
             match state {
                 PARKED => {
-                    let why = reasons::lookup(co.reason.load(Ordering::Relaxed));
+                    let why = reasons::decode(co.reason.load(Ordering::Relaxed));
                     let since = co.wait_since.load(Ordering::Relaxed);
                     let why = if why.is_empty() { "waiting" } else { why };
                     let ms = now.saturating_sub(since);

@@ -241,7 +241,7 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
             return;
         }
     }
-    co.reason.store(reasons::intern(reason), Ordering::Relaxed);
+    co.reason.store(reasons::encode(reason), Ordering::Relaxed);
     co.wait_since.store(coarse_now_ms(), Ordering::Relaxed);
     let seq = co.park_seq.load(Ordering::Relaxed).wrapping_add(1);
     co.park_seq.store(seq, Ordering::Relaxed);

@@ -1,9 +1,12 @@
-//! Interning of wait reasons (`&'static str`) into small indices a coroutine can keep in one
-//! atomic byte, so `runtime::dump` can read them from another thread without a data race.
+//! Wait reasons (`&'static str`) encoded into one atomic word a coroutine keeps, so that
+//! `runtime::dump` can read them from another thread without a data race.
 //!
-//! The table is write-once per slot: a slot's length is published before its pointer (release),
-//! and a reader that sees a pointer (acquire) sees its length. Lookup hashes the string's
-//! address, so the common case is one probe.
+//! [`encode`] packs the string's address and length into one `u64` (addresses below 2^47 and
+//! lengths below 2^16: every reason on x86_64 and aarch64), so a park costs one store and a
+//! reader can never pair one reason's address with another's length. Anything else falls
+//! back to interning into a write-once table of small indices (tagged with the top bit): a
+//! slot's length is published before its pointer (release), and a reader that sees a pointer
+//! (acquire) sees its length.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -36,8 +39,38 @@ fn next_slot(i: usize) -> usize {
     }
 }
 
+/// Top bit of an encoded reason: the rest is an [`intern`] index, not an address.
+const INTERNED: u64 = 1 << 63;
+
+/// The one-word form of `reason` (never 0; 0 means "none recorded").
+#[inline]
+pub(crate) fn encode(reason: &'static str) -> u64 {
+    let addr = reason.as_ptr() as u64;
+    let len = reason.len() as u64;
+    if addr != 0 && addr < 1 << 47 && len < 1 << 16 {
+        addr << 16 | len
+    } else {
+        INTERNED | u64::from(intern(reason))
+    }
+}
+
+/// The reason [`encode`] gave `word` ("" for 0 or an unknown index).
+pub(crate) fn decode(word: u64) -> &'static str {
+    if word == 0 {
+        ""
+    } else if word & INTERNED != 0 {
+        lookup((word & 0xFF) as u8)
+    } else {
+        let (addr, len) = ((word >> 16) as usize, (word & 0xFFFF) as usize);
+        // SAFETY: a word without the tag bit was made by `encode` from a `&'static str` whose
+        // address and length it holds whole (one atomic store, so never torn): the bytes are
+        // valid UTF-8 for the whole program.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(addr as *const u8, len)) }
+    }
+}
+
 /// Index 0 means "no reason recorded".
-pub(crate) fn intern(reason: &'static str) -> u8 {
+fn intern(reason: &'static str) -> u8 {
     let p = reason.as_ptr() as *mut u8;
     let h = p as usize;
     let mut i = next_slot(((h >> 3) ^ (h >> 11)).wrapping_sub(1) & (SLOTS - 1));
@@ -100,5 +133,19 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), idx.len(), "two reasons share an index");
         assert_eq!(lookup(0), "");
+    }
+
+    #[test]
+    fn encoded_reasons_decode_to_themselves() {
+        for r in ["chan receive", "select", "", "sync.Mutex.Lock"] {
+            let w = encode(r);
+            assert_ne!(w, 0);
+            assert_eq!(decode(w), r);
+        }
+        let long: &'static str = Box::leak("x".repeat(70_000).into_boxed_str());
+        let w = encode(long);
+        assert_ne!(w & INTERNED, 0, "a long reason takes the interning path");
+        assert_eq!(decode(w), long);
+        assert_eq!(decode(0), "");
     }
 }
