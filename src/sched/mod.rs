@@ -7,10 +7,12 @@
 //!
 //! * **Workers.** `gomaxprocs` OS threads each run a loop: find a runnable coroutine, switch to
 //!   it, come back when it parks, yields or finishes. A worker has
-//!   - `runnext`: one slot for the coroutine most recently made runnable by the running one
-//!     (spawned or woken). It runs next, so a message exchange between two coroutines costs
-//!     two context switches and no queue traffic — the ping-pong fast path. A streak limit
-//!     stops two coroutines from starving the rest of the worker's queue;
+//!   - `runnext`: the coroutine most recently made runnable by the running one (spawned or
+//!     woken). It runs next, so a message exchange between two coroutines costs two context
+//!     switches and no queue traffic — the ping-pong fast path. It has two halves: a started
+//!     coroutine woken here sits in an owner-only cell (it can never be stolen, so no locked
+//!     instruction), a fresh one in an atomic slot that thieves and the monitor may take. A
+//!     streak limit stops two coroutines from starving the rest of the worker's queue;
 //!   - `lifo`: the fresh (never started) coroutines it spawned, run *newest first* so that
 //!     fork/join trees run depth-first while their stacks are in cache; idle workers steal the
 //!     oldest half; every 61 rounds the oldest runs, so nothing starves (`lifo.rs`: a departure
