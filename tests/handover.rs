@@ -14,14 +14,30 @@ fn is_child() -> bool {
     std::env::var_os("GORO_TEST_CHILD").is_some()
 }
 
-/// Run test `name` of this binary in a child with one worker; it prints `CHILD-OK`.
+/// Run test `name` of this binary in a child with one worker; it prints `CHILD-OK`. A child
+/// still running after 60 s (a lost wake-up hangs it) is killed and fails the test.
 fn on_one_worker(name: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env("GORO_TEST_CHILD", "1")
         .env("GOMAXPROCS", "1")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("spawn child");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.expect("child output"),
+        Err(_) => {
+            // SAFETY: kill(2) of our own child's pid; no memory is involved.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{name}: hung for 60 s (a lost wake-up?)");
+        }
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("CHILD-OK"),
