@@ -30,8 +30,9 @@
 //!   operation, so ids of concurrent operations never collide and never equal one of the
 //!   reserved encodings ([`PENDING`], [`ABORTED`], [`DISCONNECTED`]).
 
+use std::cell::UnsafeCell;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -100,9 +101,24 @@ struct Inner {
     packet: AtomicPtr<()>,
     /// Who waits. Kept while the context sits in the per-thread cache: the next operation on
     /// this thread is often by the same coroutine, which then reuses it without touching its
-    /// reference count (`park::refresh_current`).
-    unparker: Option<Unparker>,
+    /// reference count (`park::refresh_current`). Written only while the context is unique
+    /// (fresh, or taken from the spare slot, see [`Waiting::new`]); read by anyone holding a
+    /// clone.
+    unparker: UnsafeCell<Option<Unparker>>,
 }
+
+// SAFETY: `unparker` is written only through a unique `Arc` (see its docs), so every other
+// access is a read that happens after that write; the other fields are atomics. `Unparker`
+// is itself `Send + Sync`.
+unsafe impl Sync for Inner {}
+// SAFETY: as above; all fields are `Send`.
+unsafe impl Send for Inner {}
+
+/// The manual impls above rely on the handle being thread-safe itself.
+const _: () = {
+    const fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<Unparker>();
+};
 
 thread_local! {
     /// One spare context per OS thread (per worker, for coroutines): a blocking operation
@@ -131,27 +147,33 @@ pub(crate) struct Waiting {
 impl Waiting {
     /// A fresh context for the calling coroutine or thread.
     pub(crate) fn new() -> Waiting {
-        if let Some(mut inner) = take_spare() {
-            if let Some(i) = Arc::get_mut(&mut inner) {
-                *i.select.get_mut() = PENDING;
-                *i.packet.get_mut() = ptr::null_mut();
-                park::refresh_current(&mut i.unparker);
-                return Waiting { inner };
-            }
+        if let Some(inner) = take_spare() {
+            // The spare is unique: `release` parks it only when no other reference is left (and
+            // no `Weak` is ever made), and nobody can clone it while it sits in this thread's
+            // slot. So plain resets are race-free; no `Arc::get_mut` (a locked CAS) is needed.
+            inner.select.store(PENDING, Ordering::Relaxed);
+            inner.packet.store(ptr::null_mut(), Ordering::Relaxed);
+            // SAFETY: unique (above): no other thread can read `unparker` now.
+            park::refresh_current(unsafe { &mut *inner.unparker.get() });
+            return Waiting { inner };
         }
         Waiting {
             inner: Arc::new(Inner {
                 select: AtomicUsize::new(PENDING),
                 packet: AtomicPtr::new(ptr::null_mut()),
-                unparker: Some(park::current()),
+                unparker: UnsafeCell::new(Some(park::current())),
             }),
         }
     }
 
     /// The operation is over: keep the allocation for the next one if nobody else holds it.
     pub(crate) fn release(self) {
-        let mut inner = self.inner;
-        if Arc::get_mut(&mut inner).is_some() {
+        let inner = self.inner;
+        // Unique when the count is 1 (no `Weak` is ever made). The count's last decrement by
+        // another holder is a Release RMW; the Acquire fence after reading it orders every
+        // access that holder made before our reuse.
+        if Arc::strong_count(&inner) == 1 {
+            fence(Ordering::Acquire);
             put_spare(inner);
         }
     }
@@ -192,7 +214,8 @@ impl Waiting {
 
     /// Wake the waiter.
     pub(crate) fn unpark(&self) {
-        if let Some(u) = &self.inner.unparker {
+        // SAFETY: a shared read; writes happen only while the context is unique (see `Inner`).
+        if let Some(u) = unsafe { &*self.inner.unparker.get() } {
             u.unpark();
         }
     }
