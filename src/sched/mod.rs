@@ -54,7 +54,10 @@
 //!   others run them, and reports it once; and runs `run`'s deadlock detector.
 //! * **gomaxprocs** can change at run time: new workers start at once; surplus workers *retire*:
 //!   they hand their fresh work to the global queue and stop taking new work, but keep running
-//!   the started coroutines they host until those finish (a started coroutine cannot move).
+//!   the started coroutines they host until those finish (a started coroutine cannot move);
+//!   then their threads end (`WorkerLocal::try_exit`). Growing again starts a new thread in
+//!   each such slot; the retirement and the restart are ordered by one lock, so neither is
+//!   missed.
 //!
 //! Files: `shared.rs` (state other threads see: `Runtime`, `WorkerShared`), `worker.rs` (the
 //! owner-only half and the loop; imports `shared` only), this file (starting the runtime and
@@ -158,9 +161,21 @@ fn start() -> &'static Runtime {
 }
 
 impl Runtime {
-    /// Start worker threads until `n` exist; wake retired ones below `n`.
+    /// Start worker threads until `n` exist; restart the threads of retired workers below `n`
+    /// that have exited, and wake the others so they take work again.
     pub(crate) fn grow_workers(&'static self, n: usize) {
         let mut created = crate::util::lock(&self.created);
+        for i in 0..(*created).min(n) {
+            if let Some(w) = self.worker(i) {
+                if w.exited.load(Ordering::SeqCst) {
+                    // Its thread ended with nothing left here (see `WorkerLocal::try_exit`), so
+                    // the slot is as a new one: empty queues, empty registry.
+                    w.sleeping.store(false, Ordering::SeqCst);
+                    w.exited.store(false, Ordering::SeqCst);
+                    spawn_worker_thread(w);
+                }
+            }
+        }
         while *created < n {
             let i = *created;
             let shared: &'static WorkerShared = Box::leak(Box::new(WorkerShared {
@@ -170,7 +185,8 @@ impl Runtime {
                 runnext: AtomicPtr::new(std::ptr::null_mut()),
                 inbox: SegQueue::new(),
                 sleeping: AtomicBool::new(false),
-                thread: OnceLock::new(),
+                thread: Mutex::new(None),
+                exited: AtomicBool::new(false),
                 tick: AtomicU64::new(0),
                 running: AtomicU64::new(0),
                 running_since: AtomicU64::new(0),
@@ -181,12 +197,7 @@ impl Runtime {
                 timeouts: AtomicUsize::new(0),
             }));
             let _ = self.workers[i].set(shared);
-            let t = std::thread::Builder::new()
-                .name(format!("goro-worker-{i}"))
-                .stack_size(256 * 1024)
-                .spawn(move || worker::run(shared))
-                .expect("goro: cannot start a worker thread");
-            let _ = shared.thread.set(t.thread().clone()); // usually set by the worker already
+            spawn_worker_thread(shared);
             *created += 1;
             self.created_fast.store(*created, Ordering::Release);
         }
@@ -397,6 +408,17 @@ pub(crate) fn note_plain_thread() {
 
 /// `DESIRED` once the starting runtime has read it: later wishes must be applied for real.
 const DESIRED_TAKEN: usize = usize::MAX;
+
+/// Start the thread of worker slot `shared` (called under `Runtime::created`).
+fn spawn_worker_thread(shared: &'static WorkerShared) {
+    let t = std::thread::Builder::new()
+        .name(format!("goro-worker-{}", shared.index))
+        .stack_size(256 * 1024)
+        .spawn(move || worker::run(shared))
+        .expect("goro: cannot start a worker thread");
+    // Usually set by the worker already; the same handle either way.
+    *crate::util::lock(&shared.thread) = Some(t.thread().clone());
+}
 
 /// The gomaxprocs wished for before the runtime started (the default if none).
 pub(crate) fn desired_procs() -> usize {

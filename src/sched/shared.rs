@@ -41,9 +41,14 @@ pub(crate) struct WorkerShared {
     /// Set by the owner before it sleeps (SeqCst, then it re-checks for work); cleared by the
     /// owner on waking or by any waker (store/CAS, then `thread.unpark()`).
     pub(crate) sleeping: AtomicBool,
-    /// The owner's thread handle, for waking it: set once (by the owner or its spawner), read
-    /// by any thread.
-    pub(crate) thread: OnceLock<std::thread::Thread>,
+    /// The owner's thread handle, for waking it: set by the thread itself when it starts (and
+    /// by its spawner), replaced when a retired worker's slot gets a new thread; read by any
+    /// thread that wakes it (only on the slow path: the worker was seen sleeping).
+    pub(crate) thread: Mutex<Option<std::thread::Thread>>,
+    /// Whether this slot's thread has ended (a retired worker whose coroutines all finished).
+    /// Set by the owner, cleared by `grow_workers` when it starts a new thread here; both
+    /// under `Runtime::created`, so a retirement and a regrowth never miss each other.
+    pub(crate) exited: AtomicBool,
     /// Bumped on every switch into a coroutine (the monitor watches it move). Owner writes
     /// (plain load + store), sysmon reads (Relaxed).
     pub(crate) tick: AtomicU64,
@@ -98,8 +103,9 @@ impl Registry {
 /// Process-wide scheduler state.
 pub(crate) struct Runtime {
     pub(super) workers: Box<[OnceLock<&'static WorkerShared>]>,
-    /// Worker threads started so far (indices `0..created`).
-    pub(super) created: Mutex<usize>,
+    /// Worker slots created so far (indices `0..created`). Its lock also orders the
+    /// lifecycle of a slot's thread: a retired worker's exit and `grow_workers`' restart.
+    pub(crate) created: Mutex<usize>,
     pub(super) created_fast: AtomicUsize,
     /// The gomaxprocs target: workers with `index >= target` retire.
     pub(crate) target: AtomicUsize,
@@ -177,9 +183,7 @@ impl Runtime {
                         .compare_exchange(true, false, Ordering::SeqCst, Ordering::Relaxed)
                         .is_ok()
                 {
-                    if let Some(t) = w.thread.get() {
-                        t.unpark();
-                    }
+                    w.unpark_thread();
                     super::poller::kick(i);
                     return;
                 }
@@ -201,10 +205,15 @@ impl WorkerShared {
     /// returns at once and the worker re-checks its queues.
     pub(crate) fn wake(&self) {
         self.sleeping.store(false, Ordering::SeqCst);
-        if let Some(t) = self.thread.get() {
+        self.unpark_thread();
+        super::poller::kick(self.index);
+    }
+
+    /// Unpark the owner's thread (harmless if it has ended: the handle outlives it).
+    pub(crate) fn unpark_thread(&self) {
+        if let Some(t) = crate::util::lock(&self.thread).as_ref() {
             t.unpark();
         }
-        super::poller::kick(self.index);
     }
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct WorkerLocal {
     yielded: Cell<*const Co>,
     /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
     retiring: Cell<bool>,
+    /// Set once a retired worker has decided to end its thread (`try_exit`): the loop stops.
+    exiting: Cell<bool>,
     /// Deadlines of this worker's coroutines parked with `park_until` (a min-heap).
     timeouts: UnsafeCell<BinaryHeap<ParkTimeout>>,
     /// Heap entries known to be stale (woken before their deadline); compaction trigger.
@@ -423,6 +425,9 @@ impl WorkerLocal {
         }
         if self.refresh_retiring() {
             self.hand_off_fresh(r);
+            if self.try_exit(r) {
+                return None;
+            }
         } else {
             r.spinning.fetch_add(1, Ordering::SeqCst);
             for i in 0..SPIN_ROUNDS {
@@ -499,6 +504,39 @@ impl WorkerLocal {
             r.wake_idle_worker();
         }
         None
+    }
+
+    /// Nothing lives or waits here: no started coroutine (the registry is empty, so nobody can
+    /// wake one into our queues or inbox), no queued or fresh work, no timeout.
+    fn quiescent(&self) -> bool {
+        crate::util::lock(&self.shared.registry).len == 0
+            && self.ready_q().is_empty()
+            && self.next_started.get().is_null()
+            && self.yielded.get().is_null()
+            && self.heap().is_empty()
+            && self.shared.inbox.is_empty()
+            && self.shared.runnext.load(Ordering::Acquire).is_null()
+            && self.shared.runq.len() == 0
+            && self.shared.lifo.len() == 0
+    }
+
+    /// A retired worker ends its thread once it hosts nothing (Go's rule for surplus Ps, made
+    /// to wait for the started coroutines that cannot move). Decided under the lifecycle lock
+    /// (`Runtime::created`), re-reading the target there: a concurrent `gomaxprocs` that grows
+    /// the set again either sees `exited` and starts a new thread for this slot, or is seen
+    /// here and keeps this one. True: the loop must stop, touching `shared` no more.
+    fn try_exit(&self, r: &'static Runtime) -> bool {
+        if !self.quiescent() {
+            return false;
+        }
+        let _lifecycle = crate::util::lock(&r.created);
+        if self.shared.index < r.target.load(Ordering::SeqCst) || !self.quiescent() {
+            return false;
+        }
+        self.shared.running.store(0, Ordering::Relaxed);
+        self.shared.exited.store(true, Ordering::SeqCst);
+        self.exiting.set(true);
+        true
     }
 
     /// A retiring worker gives its fresh coroutines to the global queue.
@@ -718,6 +756,7 @@ fn run_loop(shared: &'static WorkerShared) {
         timeouts: UnsafeCell::new(BinaryHeap::new()),
         stale: Cell::new(0),
         retiring: Cell::new(false),
+        exiting: Cell::new(false),
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
         rng: Rng::new(seed),
@@ -725,7 +764,7 @@ fn run_loop(shared: &'static WorkerShared) {
     WORKER.with(|c| c.set(me));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
     // handle could not wake us, and would have cleared the flag, losing us for good.
-    let _ = shared.thread.set(std::thread::current());
+    *crate::util::lock(&shared.thread) = Some(std::thread::current());
     overflow::ensure_altstack();
     let r = rt();
     me.refresh_retiring();
@@ -736,6 +775,14 @@ fn run_loop(shared: &'static WorkerShared) {
         };
         if let Some(co) = next {
             me.run_co(co);
+        } else if me.exiting.get() {
+            break;
         }
     }
+    // Retired and empty: the thread ends. Nothing here refers to `me` any more (no coroutine
+    // is left, and only this thread ever used it).
+    WORKER.with(|c| c.set(std::ptr::null()));
+    // SAFETY: `me` came from `Box::leak` above, is reachable only through the thread-local
+    // just cleared, and no reference to it outlives this point (the loop is over).
+    drop(unsafe { Box::from_raw(me as *const WorkerLocal as *mut WorkerLocal) });
 }
