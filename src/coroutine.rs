@@ -72,7 +72,16 @@ where
 
     unsafe fn fail(this: *mut Self, err: io::Error, exiting: fn()) {
         // SAFETY: as for `run`.
-        drop(unsafe { (*(*this).f.get()).take() });
+        let f = unsafe { (*(*this).f.get()).take() };
+        // This runs on the worker's own stack, inside its scheduling loop: a panicking `Drop`
+        // of something the closure captured must not unwind into the scheduler (that is a
+        // "fatal internal error" abort). Report it; `join` gets the no-stack error.
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(f))) {
+            let msg = panic_message(&*p).unwrap_or("(no message)");
+            eprintln!(
+                "goro: dropping the closure of a coroutine that could not start panicked: {msg}"
+            );
+        }
         // SAFETY: as for `run`.
         unsafe {
             (*this)

@@ -573,8 +573,11 @@ impl WorkerLocal {
                 // SAFETY: as above.
                 Ok(s) => unsafe { (*inner).stack = Some(s) },
                 Err(e) => {
-                    crate::stack::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
-                    eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
+                    // Said once per exhaustion episode (a queue of coroutines that cannot
+                    // start would otherwise print a line each); every one's join() says it.
+                    if !crate::stack::STACKS_EXHAUSTED.swap(true, Ordering::Relaxed) {
+                        eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic (so will every coroutine that cannot start until stacks are free again)", co.id);
+                    }
                     // SAFETY: as above; the task is run by nobody else, and this coroutine is
                     // never resumed (DONE below).
                     unsafe { co.fail_task(e, coroutine_exiting) };
