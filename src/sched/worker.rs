@@ -76,6 +76,13 @@ pub(crate) struct WorkerLocal {
     schedtick: Cell<u64>,
     /// Picks the first victim to steal from.
     rng: Rng,
+    /// Coroutines of this worker suspended in the middle of an unwind (by goro's reckoning,
+    /// see `sched::unwinding`): while it is nonzero, std's per-thread "panicking" state is set
+    /// for every coroutine this worker runs, so it says nothing about the running one.
+    pub(crate) unwinding_parked: Cell<usize>,
+    /// Nonzero while the running coroutine must not switch away (it runs a panic hook: see
+    /// `sched::no_switch`); it then waits as a plain thread would, blocking the worker.
+    pub(crate) no_switch: Cell<u32>,
 }
 
 thread_local! {
@@ -195,6 +202,15 @@ impl WorkerLocal {
 
     /// Switch from the running coroutine back to this worker's loop.
     pub(crate) fn suspend_current(&self, cop: *const Co) {
+        debug_assert_eq!(self.no_switch.get(), 0, "switch while switching is off");
+        // A coroutine that suspends in the middle of an unwind leaves std's per-thread panic
+        // count raised for whatever this worker runs next: count it, so that the others can
+        // tell their own unwinding from its (`sched::unwinding`).
+        // SAFETY: `cop` is the running coroutine, alive (registry) while it runs.
+        let unwinding = super::unwinding_at_suspend(self, unsafe { &*cop });
+        if unwinding {
+            self.unwinding_parked.set(self.unwinding_parked.get() + 1);
+        }
         // SAFETY: `cop` is the running coroutine on this worker; its context exists and only
         // this thread touches it. We go through a raw pointer to the field so that no other
         // reference into the control block is live across the switch.
@@ -204,6 +220,10 @@ impl WorkerLocal {
                 .as_mut()
                 .expect("running coroutine without context")
                 .suspend();
+        }
+        // Back on the same worker (a started coroutine never migrates), so `self` is still ours.
+        if unwinding {
+            self.unwinding_parked.set(self.unwinding_parked.get() - 1);
         }
     }
 
@@ -702,6 +722,8 @@ fn run_loop(shared: &'static WorkerShared) {
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
         rng: Rng::new(seed),
+        unwinding_parked: Cell::new(0),
+        no_switch: Cell::new(0),
     }));
     WORKER.with(|c| c.set(me));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
