@@ -393,7 +393,10 @@ impl Builder {
     }
 
     /// The largest stack the coroutine may use, in bytes. Rounded up to whole pages and to a
-    /// small minimum; only touched pages cost memory. Above 1 GiB `spawn` returns an error.
+    /// small minimum (16 KiB); only touched pages cost memory. Above 1 GiB `spawn` returns an
+    /// error. A panic is reported on a stack of the default size when the coroutine's own has
+    /// less than 64 KiB left (printing a backtrace takes about 20 KiB), so a small stack is
+    /// enough for a panic and its `RUST_BACKTRACE` report.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self

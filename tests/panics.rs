@@ -1,5 +1,5 @@
 //! Panics on coroutines, checked in child processes (an abort must fail a check, not the
-//! test binary): issue 9 item 2.
+//! test binary): issue 9 items 2 and 3.
 //!
 //! * std keeps "is this thread panicking" per OS thread, so a coroutine that parks in the
 //!   middle of its unwind (a `defer!` that receives) leaves that state set for every other
@@ -7,6 +7,8 @@
 //!   coroutine itself unwinds) must follow the coroutine, not the thread.
 //! * A panic hook that parks would let another coroutine of the worker panic while std is
 //!   still inside the first panic's hook, which std answers with an abort.
+//! * A panic on the smallest stack must print its backtrace (`RUST_BACKTRACE=1`/`full`)
+//!   without overflowing.
 //!
 //! No libtest harness: each check runs `panics --child NAME` and inspects its exit status,
 //! stdout and stderr. Run as `panics [FILTER]`.
@@ -88,12 +90,32 @@ fn hook_that_parks() {
     println!("CHILD-OK");
 }
 
+#[inline(never)]
+fn panic_marker_on_a_small_stack() -> u32 {
+    panic!("small stack panic")
+}
+
+/// Panics on the smallest stacks (the parent sets RUST_BACKTRACE).
+fn small_stack_panic() {
+    goro::run(|| {
+        for size in [0, 16 * 1024, 24 * 1024] {
+            let h = goro::Builder::new()
+                .stack_size(size)
+                .spawn(panic_marker_on_a_small_stack)
+                .unwrap();
+            join_line(&format!("size {size}"), h.join());
+        }
+    });
+    println!("CHILD-OK");
+}
+
 const CHILDREN: &[(&str, fn())] = &[
     (
         "defer_while_another_coroutine_unwinds",
         defer_while_another_coroutine_unwinds,
     ),
     ("hook_that_parks", hook_that_parks),
+    ("small_stack_panic", small_stack_panic),
 ];
 
 fn child(name: &str) {
@@ -206,6 +228,31 @@ fn check_hook_that_parks_does_not_abort() -> Result<(), String> {
     )
 }
 
+fn check_small_stack_backtrace(style: &str) -> Result<(), String> {
+    let o = run_child("small_stack_panic", &[("RUST_BACKTRACE", style)]);
+    ensure(o.ok && o.stdout.contains("CHILD-OK"), "child failed", &o)?;
+    for size in [0, 16 * 1024, 24 * 1024] {
+        ensure(
+            o.stdout.contains(&format!(
+                "size {size} JOIN Err(coroutine panicked: small stack panic)"
+            )),
+            "a join did not return the panic",
+            &o,
+        )?;
+    }
+    ensure(
+        o.stderr.matches("stack backtrace:").count() == 3,
+        "not three backtraces",
+        &o,
+    )?;
+    // The backtrace walks from where it is printed into the coroutine's own frames.
+    ensure(
+        o.stderr.matches("panic_marker_on_a_small_stack").count() >= 3,
+        "the backtraces miss the panicking function",
+        &o,
+    )
+}
+
 type Check = (&'static str, fn() -> Result<(), String>);
 
 const CHECKS: &[Check] = &[
@@ -217,6 +264,12 @@ const CHECKS: &[Check] = &[
         "hook_that_parks_does_not_abort",
         check_hook_that_parks_does_not_abort,
     ),
+    ("small_stack_backtrace_1", || {
+        check_small_stack_backtrace("1")
+    }),
+    ("small_stack_backtrace_full", || {
+        check_small_stack_backtrace("full")
+    }),
 ];
 
 fn main() {
