@@ -278,7 +278,8 @@ pub(crate) fn no_switch<R>(f: impl FnOnce() -> R) -> R {
 //   It misses an unwind begun by `resume_unwind` in user code, and one caught by a user's
 //   `catch_unwind` stays counted until std's answer is unambiguous again.
 //
-// Whether a suspending coroutine is mid-unwind is decided the same way, at every suspension.
+// Whether a suspending coroutine is mid-unwind is decided the same way, at every suspension
+// (`WorkerLocal::unwinding_at_suspend`).
 
 /// Whether the caller unwinds: the running coroutine's own unwinding (not that of another
 /// coroutine suspended mid-unwind on this worker), or std's answer outside coroutines.
@@ -296,22 +297,6 @@ pub(crate) fn unwinding() -> bool {
         (None, Some(l)) => l.unwinding_parked.get() == 0,
         (None, None) => true,
     }
-}
-
-/// At a suspension of the running coroutine `co` of worker `l`: whether it suspends mid-unwind.
-/// Re-synchronises `co.unwinds` with std wherever std's answer is exact.
-pub(super) fn unwinding_at_suspend(l: &worker::WorkerLocal, co: &Co) -> bool {
-    if !std::thread::panicking() {
-        co.unwinds.store(0, Ordering::Relaxed);
-        return false;
-    }
-    if l.unwinding_parked.get() == 0 {
-        if co.unwinds.load(Ordering::Relaxed) == 0 {
-            co.unwinds.store(1, Ordering::Relaxed); // begun by a `resume_unwind` goro missed
-        }
-        return true;
-    }
-    co.unwinds.load(Ordering::Relaxed) > 0
 }
 
 /// An unwind starts on the running coroutine (goro's panic hook, `goexit`).

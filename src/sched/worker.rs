@@ -207,7 +207,7 @@ impl WorkerLocal {
         // count raised for whatever this worker runs next: count it, so that the others can
         // tell their own unwinding from its (`sched::unwinding`).
         // SAFETY: `cop` is the running coroutine, alive (registry) while it runs.
-        let unwinding = super::unwinding_at_suspend(self, unsafe { &*cop });
+        let unwinding = self.unwinding_at_suspend(unsafe { &*cop });
         if unwinding {
             self.unwinding_parked.set(self.unwinding_parked.get() + 1);
         }
@@ -225,6 +225,23 @@ impl WorkerLocal {
         if unwinding {
             self.unwinding_parked.set(self.unwinding_parked.get() - 1);
         }
+    }
+
+    /// At a suspension of the running coroutine `co`: whether it suspends mid-unwind (the
+    /// rule of `sched::unwinding`, in `sched/mod.rs`). Re-synchronises `co.unwinds` with std
+    /// wherever std's answer is exact.
+    fn unwinding_at_suspend(&self, co: &Co) -> bool {
+        if !std::thread::panicking() {
+            co.unwinds.store(0, Ordering::Relaxed);
+            return false;
+        }
+        if self.unwinding_parked.get() == 0 {
+            if co.unwinds.load(Ordering::Relaxed) == 0 {
+                co.unwinds.store(1, Ordering::Relaxed); // begun by a `resume_unwind` goro missed
+            }
+            return true;
+        }
+        co.unwinds.load(Ordering::Relaxed) > 0
     }
 
     /// Gosched: queue the running coroutine at the back and switch away.
