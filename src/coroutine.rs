@@ -57,7 +57,10 @@ where
     unsafe fn run(this: *mut Self, exiting: fn()) {
         // SAFETY: per the contract, nobody else touches `f` or writes the result now.
         let f = unsafe { (*(*this).f.get()).take() }.expect("goro: coroutine body run twice");
-        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+        let caught = panic::catch_unwind(AssertUnwindSafe(f));
+        // Whatever unwound in the body is over now (goro's per-coroutine count, `sched::unwinding`).
+        sched::set_unwinds(0);
+        let r = match caught {
             Ok(v) => Ok(v),
             Err(p) if p.is::<Goexit>() => Err(JoinError {
                 repr: JoinRepr::Goexit,
@@ -72,7 +75,16 @@ where
 
     unsafe fn fail(this: *mut Self, err: io::Error, exiting: fn()) {
         // SAFETY: as for `run`.
-        drop(unsafe { (*(*this).f.get()).take() });
+        let f = unsafe { (*(*this).f.get()).take() };
+        // This runs on the worker's own stack, inside its scheduling loop: a panicking `Drop`
+        // of something the closure captured must not unwind into the scheduler (that is a
+        // "fatal internal error" abort). Report it; `join` gets the no-stack error.
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(f))) {
+            let msg = panic_message(&*p).unwrap_or("(no message)");
+            eprintln!(
+                "goro: dropping the closure of a coroutine that could not start panicked: {msg}"
+            );
+        }
         // SAFETY: as for `run`.
         unsafe {
             (*this)
@@ -280,7 +292,17 @@ pub fn goexit() -> ! {
         eprintln!("goro: goexit() needs panic = \"unwind\" (it unwinds the coroutine's stack); this program is built with panic = \"abort\", so it aborts");
         std::process::abort();
     }
+    // `resume_unwind` runs no panic hook: count this unwind for `sched::unwinding` here.
+    sched::unwind_started();
     panic::resume_unwind(Box::new(Goexit))
+}
+
+/// Whether the calling coroutine unwinds (a panic or `goexit` is in flight on it), or, on a
+/// plain thread, whether that thread panics. Unlike `std::thread::panicking()` it is not
+/// fooled by another coroutine of the same worker thread that parked in the middle of its
+/// own unwind; see `sched::unwinding` for how, and for its limits.
+pub(crate) fn panicking() -> bool {
+    sched::unwinding()
 }
 
 #[doc(hidden)]
@@ -291,11 +313,16 @@ pub mod __private {
     impl<F: FnOnce()> Drop for Defer<F> {
         fn drop(&mut self) {
             let Some(f) = self.0.take() else { return };
-            if std::thread::panicking() {
+            // This coroutine's own unwinding, not std's per-thread view (which another
+            // coroutine of this worker, parked mid-unwind, would set for us too).
+            if super::panicking() {
                 // A panic in a deferred block while the coroutine is already unwinding would abort
                 // the process; report it and let the original unwind carry on (in Go, the newer
                 // panic would replace the older one; Rust cannot swap an in-flight payload).
-                if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                let unwinds = crate::sched::unwinds();
+                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                crate::sched::set_unwinds(unwinds); // the caught panic is over
+                if let Err(p) = caught {
                     if !p.is::<super::Goexit>() {
                         let msg = super::panic_message(&*p).unwrap_or("Box<dyn Any>");
                         eprintln!("goro: a defer! block panicked while unwinding ({msg}); the earlier panic continues");
@@ -325,6 +352,11 @@ pub mod __private {
 ///
 /// A `defer!` block that panics while the scope is already unwinding is reported on stderr and
 /// swallowed, so the original panic (or `goexit`) completes instead of aborting the process.
+/// "Already unwinding" means the coroutine's own unwind, as goro tracks it per coroutine: not
+/// `std::thread::panicking()`, which is per OS thread and so also true while another coroutine
+/// of the same worker is parked in the middle of its unwind (a real panic of this block then
+/// reaches `join` as it should). See the [module docs](crate#panics-and-unwinding) for what
+/// std's per-thread state still affects.
 #[macro_export]
 macro_rules! defer {
     ($($body:tt)*) => {
@@ -361,7 +393,10 @@ impl Builder {
     }
 
     /// The largest stack the coroutine may use, in bytes. Rounded up to whole pages and to a
-    /// small minimum; only touched pages cost memory. Above 1 GiB `spawn` returns an error.
+    /// small minimum (16 KiB); only touched pages cost memory. Above 1 GiB `spawn` returns an
+    /// error. A panic is reported on a stack of the default size when the coroutine's own has
+    /// less than 64 KiB left (printing a backtrace takes about 20 KiB), so a small stack is
+    /// enough for a panic and its `RUST_BACKTRACE` report.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
         self

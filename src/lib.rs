@@ -44,6 +44,24 @@
 //! Every blocking call works on a coroutine (it parks) and on a plain OS thread (it blocks
 //! the thread), and both ends of every primitive may be used from either.
 //!
+//! # Panics and unwinding
+//!
+//! A panic in a coroutine is printed (naming the coroutine) and returned by its `join`; it
+//! never takes the process down by itself. std keeps its panic state per OS thread, and a
+//! coroutine may park in the middle of its unwind (a `Drop` or [`defer!`] block that sleeps,
+//! sends or locks). goro's own decisions ([`defer!`] swallowing a panic only while *its*
+//! coroutine unwinds) follow the coroutine, and a panic hook never lets another coroutine of
+//! its worker run (its waits block the thread: std aborts on a panic that starts while the
+//! thread is still in a hook). What std's per-thread state still affects while a coroutine of
+//! the worker is parked mid-unwind, for every other coroutine of that worker:
+//! - `std::thread::panicking()` is true (so user `Drop` code that asks it is misled);
+//! - a `std::sync::MutexGuard` taken before that window and dropped in it poisons its mutex;
+//! - std's default hook prints a full backtrace with every panic (it takes it for a double
+//!   panic).
+//!
+//! A panic hook set with `std::panic::set_hook` after the runtime started replaces goro's:
+//! set hooks before the first goro call so that goro wraps them.
+//!
 //! Where to read on: the scheduler's design notes open `src/sched/mod.rs`; the wait/wake
 //! discipline every primitive follows is in `src/park/mod.rs` (and its one-shot hand-over in
 //! `src/park/oneshot.rs`); the coroutine state machine in `src/co/state.rs`; stacks (lazily

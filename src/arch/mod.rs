@@ -45,5 +45,8 @@ pub(crate) use self::x86_64::SwitchContext;
 #[cfg(all(goro_asm, feature = "bench-support"))]
 pub(crate) use self::x86_64::BACKEND;
 
+mod on_stack;
+pub(crate) use on_stack::on_stack;
+
 #[cfg(test)]
 mod tests;

@@ -539,7 +539,9 @@ impl SelectedOperation<'_> {
 
 impl Drop for SelectedOperation<'_> {
     fn drop(&mut self) {
-        if !self.completed && !std::thread::panicking() {
+        // The coroutine's own unwinding (`std::thread::panicking()` is per thread, and another
+        // coroutine of this worker may be parked mid-unwind).
+        if !self.completed && !crate::coroutine::panicking() {
             panic!("dropped `SelectedOperation` without completing the operation");
         }
     }

@@ -79,6 +79,11 @@ pub(crate) struct Co {
     pub(crate) park_seq: AtomicU64,
     /// Encoded wait reason (see `sched::reasons`) and when the wait began (coarse ms clock).
     pub(crate) reason: AtomicU64,
+    /// Unwinds in flight on this coroutine as goro counts them (panics seen by goro's panic
+    /// hook, `goexit`s; reset when a goro catch point catches). Touched by the coroutine
+    /// itself only (relaxed); it decides only when std's per-thread answer is ambiguous
+    /// (see `sched::unwinding`).
+    pub(crate) unwinds: AtomicU32,
     pub(crate) wait_since: AtomicU64,
     pub(crate) stack_size: usize,
     /// Set when the coroutine's registry slot is taken (owner only).
@@ -186,6 +191,7 @@ impl Co {
             owner: AtomicUsize::new(NO_OWNER),
             park_seq: AtomicU64::new(0),
             reason: AtomicU64::new(0),
+            unwinds: AtomicU32::new(0),
             wait_since: AtomicU64::new(0),
             stack_size,
             slot: AtomicUsize::new(usize::MAX),

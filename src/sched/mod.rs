@@ -214,35 +214,123 @@ impl Runtime {
 // ---------------------------------------------------------------------------------------------
 // The crate-internal interface used by park/, coroutine.rs and the primitives.
 
-/// A counted reference to the running coroutine, if the caller runs on one.
+/// The running coroutine's control block, if the caller runs on one that may switch (for
+/// waiting purposes, a coroutine that must not switch away is a plain thread: see
+/// [`no_switch`]).
+fn switchable() -> Option<(&'static worker::WorkerLocal, *const Co)> {
+    let l = this_worker()?;
+    let p = l.current.get();
+    (!p.is_null() && l.no_switch.get() == 0).then_some((l, p))
+}
+
 /// The running coroutine's control block address, if the caller runs on one (for identity
 /// checks only: no reference is taken).
 pub(crate) fn current_ptr() -> Option<*const Co> {
-    let p = this_worker()?.current.get();
-    (!p.is_null()).then_some(p)
+    switchable().map(|(_, p)| p)
 }
 
+/// A counted reference to the running coroutine, if the caller runs on one.
 pub(crate) fn current_coroutine() -> Option<CoRef> {
-    let l = this_worker()?;
-    let p = l.current.get();
-    if p.is_null() {
-        return None;
-    }
+    let (_, p) = switchable()?;
     // SAFETY: `current` points to a control block the worker's registry keeps alive while the
     // coroutine runs.
     Some(unsafe { CoRef::from_borrowed(p) })
 }
 
-/// Whether the caller runs on a goro coroutine.
+/// Whether the caller runs on a goro coroutine (that may park).
 pub(crate) fn in_coroutine() -> bool {
-    this_worker().is_some_and(|l| !l.current.get().is_null())
+    switchable().is_some()
+}
+
+/// Call `f` with the worker and the running coroutine (switchable or not), if any. `f` must
+/// not switch away (it cannot keep the reference across a switch: the closure ends first).
+fn with_running<R>(f: impl FnOnce(&'static worker::WorkerLocal, &Co) -> R) -> Option<R> {
+    let l = this_worker()?;
+    // SAFETY: `current` points to a control block the worker's registry keeps alive while the
+    // coroutine runs, and it runs for the whole call: the callers' closures never park.
+    let co = unsafe { l.current.get().as_ref() }?;
+    Some(f(l, co))
+}
+
+/// Run `f` so that the running coroutine cannot switch away meanwhile: every wait in it
+/// (park, sleep, a channel, a lock, `gosched`) blocks the worker thread as on a plain thread,
+/// and other coroutines of this worker wait until `f` returns. For code that must not
+/// interleave with other coroutines of the thread: a panic hook (std aborts the process if a
+/// second panic starts on a thread that is still in the first one's hook). Outside a
+/// coroutine it just runs `f`.
+pub(crate) fn no_switch<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<&'static worker::WorkerLocal>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(l) = self.0 {
+                l.no_switch.set(l.no_switch.get() - 1);
+            }
+        }
+    }
+    let l = with_running(|l, _| l);
+    if let Some(l) = l {
+        l.no_switch.set(l.no_switch.get() + 1);
+    }
+    let _restore = Restore(l);
+    f()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unwinding, per coroutine
+//
+// std counts panics in flight per OS thread (`std::thread::panicking()`), and a coroutine may
+// suspend in the middle of an unwind (a `Drop` or `defer!` that parks): std's count then stays
+// raised while its worker runs other coroutines. goro cannot change std's count from stable
+// Rust, so it keeps its own view for its own decisions (`defer!`, `SelectedOperation`):
+//
+// * std says "not panicking": nobody on this thread unwinds — exact;
+// * std says "panicking" and no coroutine of this worker is suspended mid-unwind: the running
+//   coroutine unwinds — exact;
+// * otherwise std's answer is ambiguous and the running coroutine's own count (`Co::unwinds`:
+//   panics goro's hook saw start, goexits, minus those goro's catch points caught) decides.
+//   It misses an unwind begun by `resume_unwind` in user code, and one caught by a user's
+//   `catch_unwind` stays counted until std's answer is unambiguous again.
+//
+// Whether a suspending coroutine is mid-unwind is decided the same way, at every suspension
+// (`WorkerLocal::unwinding_at_suspend`).
+
+/// Whether the caller unwinds: the running coroutine's own unwinding (not that of another
+/// coroutine suspended mid-unwind on this worker), or std's answer outside coroutines.
+pub(crate) fn unwinding() -> bool {
+    if !std::thread::panicking() {
+        return false;
+    }
+    let on_co = with_running(|l, co| {
+        l.unwinding_parked.get() == 0 || co.unwinds.load(Ordering::Relaxed) > 0
+    });
+    match (on_co, this_worker()) {
+        (Some(u), _) => u,
+        // The worker's own loop (dropping a closure that could not start): only its own
+        // panics count, and those run under a catch of its own.
+        (None, Some(l)) => l.unwinding_parked.get() == 0,
+        (None, None) => true,
+    }
+}
+
+/// An unwind starts on the running coroutine (goro's panic hook, `goexit`).
+pub(crate) fn unwind_started() {
+    with_running(|_, co| co.unwinds.fetch_add(1, Ordering::Relaxed));
+}
+
+/// The running coroutine's unwind count, to restore with [`set_unwinds`] after a catch point
+/// (whatever unwound inside a caught region is over when the catch returns).
+pub(crate) fn unwinds() -> u32 {
+    with_running(|_, co| co.unwinds.load(Ordering::Relaxed)).unwrap_or(0)
+}
+
+/// See [`unwinds`].
+pub(crate) fn set_unwinds(n: u32) {
+    with_running(|_, co| co.unwinds.store(n, Ordering::Relaxed));
 }
 
 /// Park the running coroutine until unparked (or until `deadline`). See `park/mod.rs`.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
-    let l = this_worker().expect("park_current outside a worker");
-    let cop = l.current.get();
-    assert!(!cop.is_null(), "park_current outside a coroutine");
+    let (l, cop) = switchable().expect("park_current outside a coroutine that may switch");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
     let co = unsafe { &*cop };
     // A pending token: consume it and return at once.
@@ -341,14 +429,19 @@ pub(crate) fn spawn_co(co: CoRef) {
 
 /// Yield: let other runnable coroutines run, then continue.
 pub(crate) fn yield_now() {
-    match this_worker() {
-        Some(l) if !l.current.get().is_null() => l.yield_current(),
-        _ => std::thread::yield_now(),
+    match switchable() {
+        Some((l, _)) => l.yield_current(),
+        None => std::thread::yield_now(),
     }
 }
 
 /// Run a blocking wait of a plain thread, accounted for deadlock detection.
 pub(crate) fn thread_blocked(_reason: WaitReason, wait: impl FnOnce()) {
+    if this_worker().is_some() {
+        // A coroutine that may not switch (see `no_switch`): its worker shows it as running,
+        // which keeps the deadlock detector quiet; it is no plain thread to count.
+        return wait();
+    }
     note_plain_thread();
     match rt_if_started() {
         Some(r) => {

@@ -84,6 +84,13 @@ pub(crate) struct WorkerLocal {
     schedtick: Cell<u64>,
     /// Picks the first victim to steal from.
     rng: Rng,
+    /// Coroutines of this worker suspended in the middle of an unwind (by goro's reckoning,
+    /// see `sched::unwinding`): while it is nonzero, std's per-thread "panicking" state is set
+    /// for every coroutine this worker runs, so it says nothing about the running one.
+    pub(crate) unwinding_parked: Cell<usize>,
+    /// Nonzero while the running coroutine must not switch away (it runs a panic hook: see
+    /// `sched::no_switch`); it then waits as a plain thread would, blocking the worker.
+    pub(crate) no_switch: Cell<u32>,
 }
 
 thread_local! {
@@ -214,6 +221,15 @@ impl WorkerLocal {
 
     /// Switch from the running coroutine back to this worker's loop.
     pub(crate) fn suspend_current(&self, cop: *const Co) {
+        debug_assert_eq!(self.no_switch.get(), 0, "switch while switching is off");
+        // A coroutine that suspends in the middle of an unwind leaves std's per-thread panic
+        // count raised for whatever this worker runs next: count it, so that the others can
+        // tell their own unwinding from its (`sched::unwinding`).
+        // SAFETY: `cop` is the running coroutine, alive (registry) while it runs.
+        let unwinding = self.unwinding_at_suspend(unsafe { &*cop });
+        if unwinding {
+            self.unwinding_parked.set(self.unwinding_parked.get() + 1);
+        }
         // SAFETY: `cop` is the running coroutine on this worker; its context exists and only
         // this thread touches it. We go through a raw pointer to the field so that no other
         // reference into the control block is live across the switch.
@@ -224,6 +240,27 @@ impl WorkerLocal {
                 .expect("running coroutine without context")
                 .suspend();
         }
+        // Back on the same worker (a started coroutine never migrates), so `self` is still ours.
+        if unwinding {
+            self.unwinding_parked.set(self.unwinding_parked.get() - 1);
+        }
+    }
+
+    /// At a suspension of the running coroutine `co`: whether it suspends mid-unwind (the
+    /// rule of `sched::unwinding`, in `sched/mod.rs`). Re-synchronises `co.unwinds` with std
+    /// wherever std's answer is exact.
+    fn unwinding_at_suspend(&self, co: &Co) -> bool {
+        if !std::thread::panicking() {
+            co.unwinds.store(0, Ordering::Relaxed);
+            return false;
+        }
+        if self.unwinding_parked.get() == 0 {
+            if co.unwinds.load(Ordering::Relaxed) == 0 {
+                co.unwinds.store(1, Ordering::Relaxed); // begun by a `resume_unwind` goro missed
+            }
+            return true;
+        }
+        co.unwinds.load(Ordering::Relaxed) > 0
     }
 
     /// Gosched: queue the running coroutine at the back and switch away.
@@ -632,8 +669,11 @@ impl WorkerLocal {
                 // SAFETY: as above.
                 Ok(s) => unsafe { (*inner).stack = Some(s) },
                 Err(e) => {
-                    crate::stack::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
-                    eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
+                    // Said once per exhaustion episode (a queue of coroutines that cannot
+                    // start would otherwise print a line each); every one's join() says it.
+                    if !crate::stack::STACKS_EXHAUSTED.swap(true, Ordering::Relaxed) {
+                        eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic (so will every coroutine that cannot start until stacks are free again)", co.id);
+                    }
                     // SAFETY: as above; the task is run by nobody else, and this coroutine is
                     // never resumed (DONE below).
                     unsafe { co.fail_task(e, coroutine_exiting) };
@@ -760,6 +800,8 @@ fn run_loop(shared: &'static WorkerShared) {
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
         rng: Rng::new(seed),
+        unwinding_parked: Cell::new(0),
+        no_switch: Cell::new(0),
     }));
     WORKER.with(|c| c.set(me));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no

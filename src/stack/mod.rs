@@ -33,6 +33,14 @@
 //! spills into a global per-size-class pool (a `Mutex`) in batches and refills from it in
 //! batches. Spawning and finishing a shallow coroutine therefore costs no syscall.
 //!
+//! # Address-space limit
+//!
+//! Slabs are `MAP_NORESERVE`, but they still count against `RLIMIT_AS` (`ulimit -v`). Under
+//! such a limit a new slab is sized so that an eighth of the limit (at least 256 MiB, at most
+//! 2 GiB) stays unmapped for the heap, thread stacks and libraries; when not even one stack
+//! fits, [`allocate`] fails with an error naming the limit. Running out of stacks is an
+//! error for the spawner; running out of heap would abort the whole process.
+//!
 //! # Shrinking
 //!
 //! A stack that was used deeper than its top [`KEEP`] bytes gets `madvise(MADV_DONTNEED)`

@@ -107,6 +107,14 @@ impl Global {
         if mode() == Mode::Mprotect && self.maps + 1 > map_budget() {
             return Err(budget_error());
         }
+        // Under an address-space limit (RLIMIT_AS), stacks must never take the heap's room:
+        // a failed `malloc` aborts the process, a failed stack is only an error.
+        if let Some(room) = address_space_room() {
+            stacks = stacks.min(room / stride);
+            if stacks == 0 {
+                return Err(address_space_error(stride));
+            }
+        }
         loop {
             let len = stacks * stride;
             // SAFETY: a fresh anonymous private mapping at an address of the kernel's
@@ -146,6 +154,63 @@ impl Global {
             ));
         }
     }
+}
+
+/// Address space kept free for everything but stacks (the heap, thread stacks, libraries)
+/// under an `RLIMIT_AS` of `limit` bytes: an eighth of it, at least 256 MiB, at most 2 GiB.
+fn heap_headroom(limit: usize) -> usize {
+    (limit / 8).clamp(256 << 20, 2 << 30)
+}
+
+/// The `RLIMIT_AS` soft limit in bytes, if there is one.
+fn address_space_limit() -> Option<usize> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX))
+}
+
+/// The process's mapped address space now (`VmSize`), in bytes.
+fn address_space_used() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().next()?.parse().ok()?;
+    Some(pages.saturating_mul(super::page_size()))
+}
+
+/// How many more bytes of slabs may be mapped without eating into [`heap_headroom`]; `None`
+/// when there is no address-space limit. Read afresh for every new slab (slabs are few: they
+/// double in size), so what the rest of the process mapped meanwhile counts.
+fn address_space_room() -> Option<usize> {
+    let limit = address_space_limit()?;
+    // Where VmSize cannot be read, assume the worst for everything but our own slabs.
+    let used = address_space_used().unwrap_or(limit);
+    Some(
+        limit
+            .saturating_sub(used)
+            .saturating_sub(heap_headroom(limit)),
+    )
+}
+
+fn address_space_error(stride: usize) -> io::Error {
+    let limit = address_space_limit().unwrap_or(usize::MAX);
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "goro: out of address space for coroutine stacks: the address-space limit \
+             (RLIMIT_AS, ulimit -v) is {limit} bytes, {} are mapped, and goro keeps {} free for \
+             the heap, so another stack of {stride} bytes does not fit; raise the limit, use \
+             smaller stacks (GORO_STACK_SIZE, Builder::stack_size) or run fewer coroutines at once",
+            address_space_used().map_or_else(|| "?".to_string(), |u| u.to_string()),
+            heap_headroom(limit),
+        ),
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
