@@ -88,6 +88,9 @@ pub(crate) struct Co {
     pub(crate) stack_size: usize,
     /// Set when the coroutine's registry slot is taken (owner only).
     pub(crate) slot: AtomicUsize,
+    /// Heap bytes holding its stack's live part while compacted, else 0. Owner writes, dumps
+    /// read (Relaxed).
+    pub(crate) compacted_bytes: AtomicUsize,
     /// The task's own heap box, or null when it lives in `space`.
     task_box: *mut (),
     /// Knows the task's concrete type: runs, fails or drops it (see [`TaskOp`]).
@@ -101,6 +104,11 @@ pub(crate) struct CoInner {
     pub(crate) ctx: Option<SwitchContext>,
     /// What the stack-overflow handler reports while this coroutine runs (set at start).
     pub(crate) info: Option<RunningInfo>,
+    /// Set while the coroutine waits in a park whose stack may be compacted (`park::park_idle`;
+    /// see `stack::compact`), cleared when it returns.
+    pub(crate) idle_park: bool,
+    /// The live bytes of its stack while compacted (restored before it runs again).
+    pub(crate) compacted: Option<crate::stack::compact::Compacted>,
 }
 
 // SAFETY: `inner` is only accessed by the one thread that holds the coroutine for running it:
@@ -195,11 +203,14 @@ impl Co {
             wait_since: AtomicU64::new(0),
             stack_size,
             slot: AtomicUsize::new(usize::MAX),
+            compacted_bytes: AtomicUsize::new(0),
             task_box,
             task_fn,
             space: TaskSpace(UnsafeCell::new(MaybeUninit::uninit())),
             inner: UnsafeCell::new(CoInner {
                 stack,
+                idle_park: false,
+                compacted: None,
                 ctx: None,
                 info: None,
             }),

@@ -72,10 +72,9 @@ fn wait(desc: &Desc, dir: Dir, seen: u64, deadline: Option<Instant>) -> io::Resu
     if park::in_coroutine() {
         poll::add_waiter();
         if slot.publish(token, Waker::Coroutine(park::current()), seen) {
-            match deadline {
-                Some(d) => park::park_until(d, IO_WAIT),
-                None => park::park(IO_WAIT),
-            }
+            // Eligible for stack compaction: the slot knows us by `token`, an address it only
+            // compares, and wakes us through the unparker; the bytes move after we wake.
+            park::park_idle(deadline, IO_WAIT);
         }
         slot.withdraw(token);
         poll::remove_waiter();

@@ -112,7 +112,8 @@ pub(crate) fn sleep(d: std::time::Duration) {
         // so `run`'s deadlock detector stays quiet, and nothing overflows.
         let deadline = crate::deadline::after(d);
         while Instant::now() < deadline {
-            park_until(deadline, "sleep");
+            // Nothing points into a sleeper's stack: eligible for compaction.
+            park_idle(Some(deadline), "sleep");
         }
     } else {
         std::thread::sleep(d);
@@ -125,6 +126,20 @@ pub(crate) fn park(reason: WaitReason) {
         sched::park_current(reason, None);
     } else {
         sched::thread_blocked(reason, std::thread::park);
+    }
+}
+
+/// As [`park`] / [`park_until`] (`deadline`), for a wait whose coroutine's stack may be
+/// compacted while it lasts: only for waits that give no other thread a pointer into the
+/// caller's stack (the rule in `stack::compact`). On a plain thread the same as the others.
+pub(crate) fn park_idle(deadline: Option<Instant>, reason: WaitReason) {
+    if sched::in_coroutine() {
+        sched::park_current_idle(reason, deadline);
+    } else {
+        match deadline {
+            Some(d) => park_until(d, reason),
+            None => park(reason),
+        }
     }
 }
 

@@ -53,7 +53,13 @@ pub(crate) fn dump() -> String {
                 RUNNING | NOTIFIED => out.push_str(" [running]"),
                 _ => out.push_str(" [finishing]"),
             }
-            let _ = writeln!(out, " on worker {i}, stack {} KiB", co.stack_size / 1024);
+            let _ = write!(out, " on worker {i}, stack {} KiB", co.stack_size / 1024);
+            match co.compacted_bytes.load(Ordering::Relaxed) {
+                0 => out.push('\n'),
+                held => {
+                    let _ = writeln!(out, " (compacted: {held} B held)");
+                }
+            }
         }
     }
     let fresh = r.live().saturating_sub(started);

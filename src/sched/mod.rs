@@ -68,6 +68,7 @@
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
 //! ([`this_worker`]) and never held across a context switch.
 
+pub(crate) mod compaction;
 mod dump;
 mod global;
 pub(crate) mod lifo;
@@ -330,6 +331,17 @@ pub(crate) fn set_unwinds(n: u32) {
 
 /// Park the running coroutine until unparked (or until `deadline`). See `park/mod.rs`.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
+    park_with(reason, deadline, false);
+}
+
+/// As [`park_current`], for a wait whose stack may be compacted while it lasts (eligible by
+/// `stack::compact`'s rule: nothing outside the coroutine reads or writes its stack until
+/// it is woken). See `compaction.rs` for when that happens.
+pub(crate) fn park_current_idle(reason: WaitReason, deadline: Option<Instant>) {
+    park_with(reason, deadline, true);
+}
+
+fn park_with(reason: WaitReason, deadline: Option<Instant>, idle: bool) {
     let (l, cop) = switchable().expect("park_current outside a coroutine that may switch");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
     let co = unsafe { &*cop };
@@ -351,9 +363,20 @@ pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
     } else {
         owner_add(&l.shared.parked_forever, 1);
     }
+    let idle = idle && compaction::after_ms().is_some();
+    if idle {
+        // SAFETY: the running coroutine's own `CoInner`, on its owner's thread; written
+        // through the raw pointer, no reference held across the switch.
+        unsafe { (*co.inner_ptr()).idle_park = true };
+        l.note_idle_park();
+    }
     // Parked: switch away. Not parked: it was unparked on its way here (token consumed).
     if co.try_park() {
         l.suspend_current(cop);
+    }
+    if idle {
+        // SAFETY: as above (its stack, if it was compacted, has been restored by the owner).
+        unsafe { (*co.inner_ptr()).idle_park = false };
     }
     co.reason.store(0, Ordering::Relaxed);
     // Re-read the worker: identical (coroutines never migrate), but never hold TLS across a switch.

@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use super::compaction;
 use super::poller;
 use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
 use crate::co::CoRef;
@@ -74,6 +75,9 @@ pub(crate) struct WorkerLocal {
     retiring: Cell<bool>,
     /// Set once a retired worker has decided to end its thread (`try_exit`): the loop stops.
     exiting: Cell<bool>,
+    /// Coarse ms at which a compaction pass is due (a coroutine here may have been idle long
+    /// enough by then), or `None`; see `compaction.rs`.
+    compact_due: Cell<Option<u64>>,
     /// Deadlines of this worker's coroutines parked with `park_until` (a min-heap).
     timeouts: UnsafeCell<BinaryHeap<ParkTimeout>>,
     /// Heap entries known to be stale (woken before their deadline); compaction trigger.
@@ -261,6 +265,29 @@ impl WorkerLocal {
             return true;
         }
         co.unwinds.load(Ordering::Relaxed) > 0
+    }
+
+    /// The running coroutine enters an eligible park: a compaction pass is due once it has
+    /// waited the configured time.
+    pub(crate) fn note_idle_park(&self) {
+        if let Some(after) = compaction::after_ms() {
+            let at = coarse_now_ms().saturating_add(after);
+            if self.compact_due.get().is_none_or(|d| at < d) {
+                self.compact_due.set(Some(at));
+            }
+        }
+    }
+
+    /// Run the compaction pass if it is due; returns when the next one is (as an instant).
+    fn compact_if_due(&self) -> Option<Instant> {
+        let due = self.compact_due.get()?;
+        let now_ms = coarse_now_ms();
+        if due <= now_ms {
+            let next = compaction::pass(self.shared, now_ms).map(|d| now_ms + d.max(1));
+            self.compact_due.set(next);
+        }
+        let due = self.compact_due.get()?;
+        Some(Instant::now() + Duration::from_millis(due.saturating_sub(now_ms)))
     }
 
     /// Gosched: queue the running coroutine at the back and switch away.
@@ -512,6 +539,12 @@ impl WorkerLocal {
         } else {
             self.fire_timeouts(Instant::now())
         };
+        // Idle time: compact the stacks of coroutines idle long enough, and wake for the next
+        // pass if one is pending.
+        let next = match (next, self.compact_if_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut woke = 0;
         if self.ready_q().is_empty() {
             self.shared.running.store(0, Ordering::Relaxed);
@@ -612,7 +645,9 @@ impl WorkerLocal {
             }
             Next::Started(cop) => {
                 // SAFETY: a started coroutine in our queue is alive (registry).
-                unsafe { &*cop }.resume_from_queue();
+                let co = unsafe { &*cop };
+                co.resume_from_queue();
+                compaction::restore(co);
                 cop
             }
         };
@@ -797,6 +832,7 @@ fn run_loop(shared: &'static WorkerShared) {
         stale: Cell::new(0),
         retiring: Cell::new(false),
         exiting: Cell::new(false),
+        compact_due: Cell::new(None),
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
         rng: Rng::new(seed),

@@ -78,6 +78,7 @@
 // Until the scheduler calls into this module, parts of it are used only by tests and
 // benches. TODO(lead): remove once `sched` uses the interface.
 
+pub(crate) mod compact;
 pub(crate) mod overflow;
 mod pool;
 

@@ -1,0 +1,157 @@
+//! When idle stacks are compacted (the mechanism and its safety rule: `stack::compact`).
+//!
+//! Policy: a coroutine waiting in an eligible park (`park::park_idle*`: I/O readiness,
+//! `sleep`) for at least `GORO_COMPACT_AFTER` (default 1 s; `off` disables it) has its
+//! stack compacted by its owner worker, in that worker's idle time, in one pass over the
+//! worker's registry. A short park is never compacted, so the hand-over paths pay nothing
+//! but one flag store per eligible park. The owner restores a compacted stack right before
+//! it resumes the coroutine (`WorkerLocal::run_co`). Nothing is compacted while the process
+//! has a thread that is not goro's (see the rule in `stack::compact`), nor on the corosensei
+//! backend (no exact saved stack pointer).
+//!
+//! Invariant: only the owner worker's thread reads or writes a coroutine's `idle_park` and
+//! `compacted` (the coroutine itself runs on that thread too, never at the same time).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use super::shared::WorkerShared;
+use crate::co::PARKED;
+
+/// The default idle time before a stack is compacted, in ms.
+const DEFAULT_AFTER_MS: u64 = 1000;
+/// How soon a pass refused because a thread outside goro exists is retried, in ms.
+const FOREIGN_RETRY_MS: u64 = 1000;
+
+/// Compactions and restores so far (process-wide, for tests and dumps).
+pub(crate) static COMPACTED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static RESTORED: AtomicU64 = AtomicU64::new(0);
+
+/// The idle time (ms) after which an eligible parked coroutine is compacted; `None`: off.
+pub(crate) fn after_ms() -> Option<u64> {
+    static AFTER: OnceLock<Option<u64>> = OnceLock::new();
+    *AFTER.get_or_init(|| {
+        if !cfg!(goro_asm) {
+            return None; // corosensei: no exact saved stack pointer
+        }
+        match std::env::var("GORO_COMPACT_AFTER") {
+            Err(_) => Some(DEFAULT_AFTER_MS),
+            Ok(v) => parse_after(&v).unwrap_or_else(|| {
+                eprintln!(
+                    "goro: ignoring invalid GORO_COMPACT_AFTER={v:?} (want off, or a time such as 500ms, 2s, 250)"
+                );
+                Some(DEFAULT_AFTER_MS)
+            }),
+        }
+    })
+}
+
+/// `off` → `Some(None)`; `250`, `250ms`, `2s` → that many ms; anything else → `None`.
+fn parse_after(v: &str) -> Option<Option<u64>> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (v, 1)
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    Some(Some(n.checked_mul(scale)?))
+}
+
+/// One pass over `shared`'s coroutines at coarse time `now_ms` (owner thread only, while it
+/// runs no coroutine): compact every eligible one idle long enough. Returns the ms until the
+/// next eligible one becomes due, if any.
+pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
+    let after = after_ms()?;
+    if crate::census::foreign_threads() {
+        // Rule 2 of `stack::compact`. Such a thread may be one of goro's own that is starting
+        // or ending (the kernel lists it before and after it counts itself), or a program's
+        // own; retry, but no more than once a second (an idle worker then wakes once a second
+        // for a read of `/proc/self/status`).
+        return Some(after.max(FOREIGN_RETRY_MS));
+    }
+    let reg = crate::util::lock(&shared.registry);
+    let mut next: Option<u64> = None;
+    for co in reg.slots.iter().flatten() {
+        if co.state.load(Ordering::Acquire) != PARKED {
+            continue; // running, or woken and about to run: not idle
+        }
+        let inner = co.inner_ptr();
+        // SAFETY: we are the owner worker's thread and no coroutine runs now, so nothing else
+        // touches the coroutine's `CoInner` (see the module invariant).
+        let (eligible, done) = unsafe { ((*inner).idle_park, (*inner).compacted.is_some()) };
+        if !eligible || done {
+            continue;
+        }
+        let age = now_ms.saturating_sub(co.wait_since.load(Ordering::Relaxed));
+        if age < after {
+            let due = after - age;
+            next = Some(next.map_or(due, |n| n.min(due)));
+            continue;
+        }
+        // SAFETY: as above; the coroutine is suspended in an eligible park (rule 1), no foreign
+        // thread exists (rule 2, checked above after it parked), and on the asm backend (the
+        // only one with `after_ms` on) `suspended_sp` is its exact saved stack pointer (rule 3).
+        unsafe {
+            let Some(stack) = (*inner).stack.as_ref() else {
+                continue;
+            };
+            let Some(ctx) = (*inner).ctx.as_ref() else {
+                continue;
+            };
+            match crate::stack::compact::compact(stack, ctx.suspended_sp()) {
+                Some(c) => {
+                    co.compacted_bytes.store(c.len(), Ordering::Relaxed);
+                    (*inner).compacted = Some(c);
+                    COMPACTED.fetch_add(1, Ordering::Relaxed);
+                }
+                // Does not pay, or no memory: leave it for this park.
+                None => (*inner).idle_park = false,
+            }
+        }
+    }
+    next
+}
+
+/// Put a compacted coroutine's stack back before it runs (owner thread only). `co` must be
+/// the control block of a started coroutine of this worker that is about to be resumed.
+pub(crate) fn restore(co: &crate::co::Co) {
+    let inner = co.inner_ptr();
+    // SAFETY: owner thread, the coroutine is not running (it is about to be resumed); see the
+    // module invariant.
+    unsafe {
+        if let Some(c) = (*inner).compacted.take() {
+            let stack = (*inner)
+                .stack
+                .as_ref()
+                .expect("compacted coroutine without stack");
+            // SAFETY: `c` came from `compact` on this stack and nothing touched it since.
+            crate::stack::compact::restore(stack, c);
+            co.compacted_bytes.store(0, Ordering::Relaxed);
+            RESTORED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_after;
+
+    #[test]
+    fn compact_after_values() {
+        assert_eq!(parse_after("off"), Some(None));
+        assert_eq!(parse_after("OFF"), Some(None));
+        assert_eq!(parse_after("250"), Some(Some(250)));
+        assert_eq!(parse_after("250ms"), Some(Some(250)));
+        assert_eq!(parse_after("2s"), Some(Some(2000)));
+        assert_eq!(parse_after(" 0 "), Some(Some(0)));
+        assert_eq!(parse_after("soon"), None);
+        assert_eq!(parse_after("-1"), None);
+        assert_eq!(parse_after("99999999999999999999s"), None);
+    }
+}
