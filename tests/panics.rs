@@ -60,6 +60,17 @@ fn defer_while_another_coroutine_unwinds() {
             panic!("C's first panic");
         });
         join_line("C", c.join());
+        // E calls goexit (an unwind without a panic hook), and its deferred block panics
+        // meanwhile: reported and swallowed, join says goexit (a panic escaping a `Drop`
+        // during an unwind would abort the process).
+        let e = goro::spawn(|| {
+            goro::defer! { panic!("E's panic during goexit"); }
+            goro::goexit();
+        });
+        match e.join() {
+            Err(e) if e.is_goexit() => println!("E JOIN goexit"),
+            r => join_line("E", r.map(|_| ())),
+        }
         tx.send(()).unwrap();
         join_line("A", a.join());
         // A finished: nothing unwinds any more; a panicking defer! is a plain panic again.
@@ -189,6 +200,13 @@ fn check_defer_follows_the_coroutine() -> Result<(), String> {
         !o.stderr
             .contains("(B's own panic); the earlier panic continues"),
         "B's panic was reported as swallowed",
+        &o,
+    )?;
+    ensure(
+        o.stdout.contains("E JOIN goexit")
+            && o.stderr
+                .contains("a defer! block panicked while unwinding (E's panic during goexit)"),
+        "E's goexit did not complete with its deferred panic swallowed",
         &o,
     )?;
     ensure(
