@@ -1,7 +1,7 @@
 //! When idle stacks are compacted (the mechanism and its safety rule: `stack::compact`).
 //!
 //! Policy: a coroutine waiting in an eligible park (`park::park_idle*`: I/O readiness,
-//! `sleep`) for at least `GORO_COMPACT_AFTER` (default 1 s; `off` disables it) has its
+//! `sleep`) for at least `GORO_COMPACT_AFTER` (default 100 ms; `off` disables it) has its
 //! stack compacted by its owner worker, in that worker's idle time, in one pass over the
 //! worker's registry. A short park is never compacted, so the hand-over paths pay nothing
 //! but one flag store per eligible park. The owner restores a compacted stack right before
@@ -18,8 +18,13 @@ use std::sync::OnceLock;
 use super::shared::WorkerShared;
 use crate::co::PARKED;
 
-/// The default idle time before a stack is compacted, in ms.
-const DEFAULT_AFTER_MS: u64 = 1000;
+/// The default idle time before a stack is compacted, in ms. Long against a hand-over (a
+/// rendezvous round trip is ~0.3 µs; a busy connection's parks last microseconds to
+/// milliseconds), short enough that a server's idle connections shed their stack pages
+/// within a fraction of a second (peers `conns`, 10,000 connections sampled 0.2 s after
+/// they went idle: 7,683 B per connection at 100 ms against 11,010 B with compaction off,
+/// Go 7,354 B, in one run).
+const DEFAULT_AFTER_MS: u64 = 100;
 /// How soon a pass refused because a thread outside goro exists is retried, in ms.
 const FOREIGN_RETRY_MS: u64 = 1000;
 
