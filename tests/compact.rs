@@ -168,8 +168,42 @@ fn parked_bytes() -> u64 {
     })
 }
 
+#[allow(unconditional_recursion)] // overflowing the stack is the point
+fn recurse(n: u64) -> u64 {
+    let buf = [n as u8; 512];
+    std::hint::black_box(&buf);
+    recurse(n + 1) + buf[7] as u64
+}
+
+/// A coroutine is compacted while it sleeps, restored, then overflows its stack: the guard
+/// below the stack still catches it and the report still names it (the process aborts).
+fn overflow_after_restore() -> u64 {
+    goro::run(|| {
+        let h = goro::Builder::new()
+            .name("compacted-diver")
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                goro::sleep(Duration::from_millis(400));
+                recurse(0)
+            })
+            .unwrap();
+        goro::sleep(Duration::from_millis(200));
+        let dump = goro::runtime::dump();
+        let compacted = dump
+            .lines()
+            .filter(|l| l.contains("compacted-diver") && l.contains("compacted:"))
+            .count();
+        println!("COMPACTED-IN-DUMP {compacted}");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let _ = h.join();
+        unreachable!("the overflow must abort the process");
+    })
+}
+
 fn child(name: &str) {
     let v = match name {
+        "overflow_after_restore" => overflow_after_restore(),
         "values_survive" => values_survive(),
         "parked_bytes" => parked_bytes(),
         other => panic!("unknown child {other}"),
@@ -230,6 +264,33 @@ const CHECKS: &[Check] = &[
             0 => Ok(()),
             n => Err(format!("{n} compacted although GORO_COMPACT_AFTER=off")),
         }
+    }),
+    ("a_restored_stack_still_reports_its_overflow", || {
+        use std::os::unix::process::ExitStatusExt;
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--child", "overflow_after_restore"])
+            .env("GORO_COMPACT_AFTER", "0")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let so = String::from_utf8_lossy(&out.stdout);
+        let se = String::from_utf8_lossy(&out.stderr);
+        if out.status.signal() != Some(libc::SIGABRT)
+            || !se.contains("'compacted-diver'")
+            || !se.contains("overflowed its stack of 65536 bytes")
+        {
+            return Err(format!(
+                "status {:?}\nstdout:\n{so}\nstderr:\n{se}",
+                out.status
+            ));
+        }
+        let n = number(&so, "COMPACTED-IN-DUMP");
+        let want = if cfg!(feature = "corosensei") { 0 } else { 1 };
+        if n != want {
+            return Err(format!(
+                "the diver was compacted {n} times before waking, want {want}\n{so}"
+            ));
+        }
+        Ok(())
     }),
     ("compacted_coroutines_cost_less_memory", || {
         if cfg!(feature = "corosensei") {

@@ -26,7 +26,7 @@ use crate::co::PARKED;
 /// Go 7,354 B, in one run).
 const DEFAULT_AFTER_MS: u64 = 100;
 /// How soon a pass refused because a thread outside goro exists is retried, in ms.
-const FOREIGN_RETRY_MS: u64 = 1000;
+const FOREIGN_RETRY_MS: u64 = 100;
 
 /// Compactions and restores so far (process-wide, for tests and dumps).
 pub(crate) static COMPACTED: AtomicU64 = AtomicU64::new(0);
@@ -76,8 +76,8 @@ pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
     if crate::census::foreign_threads() {
         // Rule 2 of `stack::compact`. Such a thread may be one of goro's own that is starting
         // or ending (the kernel lists it before and after it counts itself), or a program's
-        // own; retry, but no more than once a second (an idle worker then wakes once a second
-        // for a read of `/proc/self/status`).
+        // own; retry, but no more often than every `FOREIGN_RETRY_MS` (an idle worker then
+        // wakes that often for one read of `/proc/self/status`, a few microseconds).
         return Some(after.max(FOREIGN_RETRY_MS));
     }
     let reg = crate::util::lock(&shared.registry);
