@@ -479,6 +479,14 @@ impl<T> Sender<T> {
     pub(crate) fn as_chan(&self) -> &Chan<T> {
         &self.chan
     }
+
+    /// This channel's identity as a send case of a select: the channel's address with the
+    /// low bit set (a `Chan` is aligned to at least 8, so the bit is free). A receive case of
+    /// the same channel has the bit clear, so a selected receive can never be completed as a
+    /// send or the other way round (its token would name the wrong kind of slot).
+    pub(crate) fn case_id(&self) -> usize {
+        Arc::as_ptr(&self.chan) as usize | 1
+    }
 }
 
 impl<T> Clone for Sender<T> {
@@ -576,6 +584,11 @@ impl<T> Receiver<T> {
     pub(crate) fn as_chan(&self) -> &Chan<T> {
         &self.chan
     }
+
+    /// This channel's identity as a receive case of a select (see `Sender::case_id`).
+    pub(crate) fn case_id(&self) -> usize {
+        Arc::as_ptr(&self.chan) as usize
+    }
 }
 
 impl<T> Clone for Receiver<T> {
@@ -613,6 +626,9 @@ impl<T> Iterator for Iter<'_, T> {
     }
 }
 
+/// Once it has ended the channel is closed and drained, which it stays: it never yields again.
+impl<T> std::iter::FusedIterator for Iter<'_, T> {}
+
 impl<T> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad("Iter { .. }")
@@ -648,6 +664,10 @@ impl<T> Iterator for IntoIter<T> {
         self.rx.recv().ok()
     }
 }
+
+/// As for [`Iter`]. (`TryIter` is not fused: it ends whenever the channel is empty, and a
+/// later message makes it yield again; crossbeam-channel's is not fused either.)
+impl<T> std::iter::FusedIterator for IntoIter<T> {}
 
 impl<T> fmt::Debug for IntoIter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

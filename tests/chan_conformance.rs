@@ -1,0 +1,258 @@
+//! `goro::chan` as a drop-in for crossbeam-channel: the behaviours where it used to differ
+//! (issue 9 item 8), each checked on its own. Written for goro; no test code is taken from
+//! crossbeam-channel's suite.
+
+use goro::chan::{bounded, unbounded, Receiver, Select, Sender};
+use std::time::Duration;
+
+/// Rounds of each linearizability check.
+const ROUNDS: usize = 100_000;
+
+/// One round trip of the non-blocking select check: the selecting side sends to `a`, then must
+/// find *some* message on `a` or `b` without blocking, while the other side concurrently sends
+/// to `b` and then steals the message from `a`. At every instant one of the two holds a
+/// message, so a linearizable non-blocking select can never come back empty.
+fn select_side(
+    (a_tx, a_rx): &(Sender<u32>, Receiver<u32>),
+    b_rx: &Receiver<u32>,
+    go: &Sender<()>,
+    done: &Sender<()>,
+    use_macro: bool,
+) {
+    for round in 0..ROUNDS {
+        go.send(()).unwrap();
+        a_tx.send(1).unwrap();
+        let got = if use_macro {
+            goro::select! {
+                recv(a_rx) -> m => m.is_ok(),
+                recv(b_rx) -> m => m.is_ok(),
+                default => panic!("round {round}: a message was ready, select saw none"),
+            }
+        } else {
+            let mut sel = Select::new();
+            let ia = sel.recv(a_rx);
+            let ib = sel.recv(b_rx);
+            let op = sel.try_select().unwrap_or_else(|_| {
+                panic!("round {round}: a message was ready, try_select saw none")
+            });
+            if op.index() == ia {
+                op.recv(a_rx).is_ok()
+            } else {
+                assert_eq!(op.index(), ib);
+                op.recv(b_rx).is_ok()
+            }
+        };
+        assert!(got);
+        done.send(()).unwrap();
+        // Whatever is left over (the other side's message or ours) goes before the next round.
+        let _ = b_rx.try_recv();
+        let _ = a_rx.try_recv();
+    }
+}
+
+fn steal_side(a_rx: &Receiver<u32>, b_tx: &Sender<u32>, go: &Receiver<()>, done: &Receiver<()>) {
+    for _ in 0..ROUNDS {
+        go.recv().unwrap();
+        b_tx.send(2).unwrap();
+        let _ = a_rx.try_recv();
+        done.recv().unwrap();
+    }
+}
+
+fn linearizable(make: fn() -> (Sender<u32>, Receiver<u32>), use_macro: bool, coroutines: bool) {
+    let a = make();
+    let (b_tx, b_rx) = make();
+    let (go_tx, go_rx) = bounded::<()>(0);
+    let (done_tx, done_rx) = bounded::<()>(0);
+    let a_rx = a.1.clone();
+    let stealer = move || steal_side(&a_rx, &b_tx, &go_rx, &done_rx);
+    let selector = move || select_side(&a, &b_rx, &go_tx, &done_tx, use_macro);
+    if coroutines {
+        if goro::gomaxprocs(0) < 2 {
+            goro::gomaxprocs(2);
+        }
+        let h1 = goro::spawn(stealer);
+        let h2 = goro::spawn(selector);
+        h2.join().unwrap();
+        h1.join().unwrap();
+    } else {
+        let h1 = std::thread::spawn(stealer);
+        let h2 = std::thread::spawn(selector);
+        h2.join().unwrap();
+        h1.join().unwrap();
+    }
+}
+
+fn bounded1() -> (Sender<u32>, Receiver<u32>) {
+    bounded(1)
+}
+
+#[test]
+fn try_select_is_linearizable_bounded_threads() {
+    linearizable(bounded1, false, false);
+}
+
+#[test]
+fn try_select_is_linearizable_unbounded_threads() {
+    linearizable(unbounded, false, false);
+}
+
+#[test]
+fn select_default_is_linearizable_bounded_threads() {
+    linearizable(bounded1, true, false);
+}
+
+#[test]
+fn select_default_is_linearizable_unbounded_coroutines() {
+    linearizable(unbounded, true, true);
+}
+
+#[test]
+fn try_select_is_linearizable_bounded_coroutines() {
+    linearizable(bounded1, false, true);
+}
+
+// ---- SelectedOperation compares channels, not handles ----
+
+#[test]
+fn selected_operation_accepts_a_clone_of_the_selected_end() {
+    let (tx, rx) = bounded::<i32>(1);
+    tx.send(5).unwrap();
+    let rx2 = rx.clone();
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    assert_eq!(sel.select().recv(&rx2), Ok(5));
+
+    let tx2 = tx.clone();
+    let mut sel = Select::new();
+    sel.send(&tx);
+    sel.select().send(&tx2, 6).unwrap();
+    assert_eq!(rx.try_recv(), Ok(6));
+
+    // Rendezvous and unbounded channels too.
+    let (tx, rx) = bounded::<i32>(0);
+    let h = std::thread::spawn(move || tx.send(7).unwrap());
+    let rx2 = rx.clone();
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    assert_eq!(sel.select().recv(&rx2), Ok(7));
+    h.join().unwrap();
+
+    let (tx, rx) = unbounded::<i32>();
+    let tx2 = tx.clone();
+    let mut sel = Select::new();
+    sel.send(&tx);
+    sel.select().send(&tx2, 8).unwrap();
+    assert_eq!(rx.recv(), Ok(8));
+}
+
+#[test]
+#[should_panic(expected = "passed a receiver that wasn't selected")]
+fn selected_operation_rejects_another_channel() {
+    let (tx, rx) = bounded::<i32>(1);
+    let (_tx2, other) = bounded::<i32>(1);
+    tx.send(1).unwrap();
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    let _ = sel.select().recv(&other);
+}
+
+#[test]
+#[should_panic(expected = "passed a sender that wasn't selected")]
+fn selected_operation_rejects_the_other_direction_of_the_same_channel() {
+    // A receive case of a channel may not be completed as a send on that channel: its token
+    // names a full slot, not a free one.
+    let (tx, rx) = bounded::<i32>(2);
+    tx.send(1).unwrap();
+    let mut sel = Select::new();
+    sel.recv(&rx);
+    let _ = sel.select().send(&tx, 2);
+}
+
+// ---- syntax and API ----
+
+#[test]
+fn select_macro_accepts_crossbeams_spellings() {
+    let (tx, rx) = bounded::<i32>(1);
+    let got = goro::select! {
+        recv(rx,) -> m => m.ok(),
+        default() => Some(-1),
+    };
+    assert_eq!(got, Some(-1));
+    let sent = goro::select! {
+        send(tx, 3,) -> res => res.is_ok(),
+        default(Duration::from_secs(1),) => false,
+    };
+    assert!(sent);
+    let got = goro::select_biased! {
+        recv(rx,) -> m => m.unwrap(),
+        default() => -1,
+    };
+    assert_eq!(got, 3);
+    // `default()` with a block body, and a trailing comma after the last arm.
+    let n = goro::select! {
+        recv(rx) -> _ => 0,
+        default() => { 1 },
+    };
+    assert_eq!(n, 1);
+}
+
+fn is_send_sync<T: Send + Sync>(_: &T) {}
+
+#[test]
+fn select_is_send_and_sync_and_runs_on_another_thread() {
+    let (tx, rx) = bounded::<i32>(0);
+    let rx = &rx;
+    let mut sel = Select::new();
+    let i = sel.recv(rx);
+    is_send_sync(&sel);
+    std::thread::scope(|s| {
+        s.spawn(|| tx.send(9).unwrap());
+        let h = s.spawn(move || {
+            let op = sel.select();
+            assert_eq!(op.index(), i);
+            op.recv(rx).unwrap()
+        });
+        assert_eq!(h.join().unwrap(), 9);
+    });
+}
+
+#[test]
+fn recycle_reuses_a_selection() {
+    let mut sel = Select::new_biased();
+    {
+        let chans: Vec<_> = (0..20).map(|_| unbounded::<i32>()).collect();
+        for (_, rx) in &chans {
+            sel.recv(rx);
+        }
+        chans[13].0.send(1).unwrap();
+        let op = sel.select();
+        assert_eq!(op.index(), 13);
+        assert_eq!(op.recv(&chans[13].1), Ok(1));
+        sel = sel.recycle();
+    }
+    let (a_tx, a) = unbounded::<i32>();
+    let (b_tx, b) = unbounded::<i32>();
+    assert_eq!(sel.recv(&a), 0, "indexes start again from 0");
+    assert_eq!(sel.recv(&b), 1);
+    a_tx.send(1).unwrap();
+    b_tx.send(2).unwrap();
+    // Still biased: the first case wins.
+    assert_eq!(sel.select().recv(&a), Ok(1));
+}
+
+fn is_fused<I: std::iter::FusedIterator>(_: &I) {}
+
+#[test]
+fn blocking_iterators_are_fused() {
+    let (tx, rx) = bounded::<i32>(2);
+    tx.send(1).unwrap();
+    drop(tx);
+    let mut it = rx.iter();
+    is_fused(&it);
+    assert_eq!(it.next(), Some(1));
+    assert_eq!(it.next(), None);
+    assert_eq!(it.next(), None);
+    let it = rx.clone().into_iter();
+    is_fused(&it);
+}
