@@ -169,6 +169,202 @@ fn selected_operation_rejects_the_other_direction_of_the_same_channel() {
     let _ = sel.select().send(&tx, 2);
 }
 
+// ---- the last receiver's drop drops buffered messages ----
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A payload that counts its constructions and drops in `counts`.
+struct Counted(Arc<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    made: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl Counts {
+    fn make(self: &Arc<Self>) -> Counted {
+        self.made.fetch_add(1, Ordering::SeqCst);
+        Counted(self.clone())
+    }
+    fn alive(&self) -> usize {
+        let made = self.made.load(Ordering::SeqCst);
+        let dropped = self.dropped.load(Ordering::SeqCst);
+        assert!(
+            dropped <= made,
+            "dropped {dropped} of {made} made: a double drop"
+        );
+        made - dropped
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn check_drop_on_last_receiver(make: fn() -> (Sender<Counted>, Receiver<Counted>), n: usize) {
+    let counts = Arc::new(Counts::default());
+    let (tx, rx) = make();
+    for _ in 0..n {
+        tx.send(counts.make()).unwrap();
+    }
+    let rx2 = rx.clone();
+    drop(rx);
+    assert_eq!(
+        counts.alive(),
+        n,
+        "a receiver is left: nothing is dropped yet"
+    );
+    drop(rx2.recv().unwrap());
+    drop(rx2);
+    assert_eq!(
+        counts.alive(),
+        0,
+        "the last receiver is gone, the sender is not"
+    );
+    assert!(tx.is_closed());
+    assert!(tx.is_empty());
+    assert_eq!(tx.len(), 0);
+    // A send now fails and hands the value back (dropped with the error).
+    assert!(tx.send(counts.make()).is_err());
+    assert!(tx.try_send(counts.make()).is_err());
+    assert_eq!(counts.alive(), 0);
+    drop(tx);
+    assert_eq!(counts.alive(), 0);
+}
+
+#[test]
+fn last_receiver_drop_drops_buffered_messages_bounded() {
+    check_drop_on_last_receiver(|| bounded(10), 10);
+    check_drop_on_last_receiver(|| bounded(10), 3);
+    check_drop_on_last_receiver(|| bounded(1), 1);
+}
+
+#[test]
+fn last_receiver_drop_drops_buffered_messages_unbounded() {
+    // Several blocks' worth (a block holds 31), one, and a block boundary exactly.
+    for n in [1, 5, 31, 32, 62, 100, 1000] {
+        check_drop_on_last_receiver(unbounded, n);
+    }
+}
+
+#[test]
+fn last_receiver_drop_after_close_drops_what_close_kept() {
+    for make in [(|| bounded(8)) as fn() -> _, unbounded] {
+        let counts = Arc::new(Counts::default());
+        let (tx, rx) = make();
+        for _ in 0..5 {
+            tx.send(counts.make()).unwrap();
+        }
+        assert!(tx.close());
+        // Closing keeps buffered messages for the receivers...
+        assert_eq!(counts.alive(), 5);
+        drop(rx.recv().unwrap());
+        assert_eq!(counts.alive(), 4);
+        // ...until there are none.
+        drop(rx);
+        assert_eq!(counts.alive(), 0);
+        drop(tx);
+    }
+}
+
+#[test]
+fn last_receiver_drop_in_a_wrapping_ring() {
+    // Head and tail in the middle of the ring, wrapped: the discard must follow the lap.
+    let counts = Arc::new(Counts::default());
+    let (tx, rx) = bounded::<Counted>(4);
+    for _ in 0..4 {
+        tx.send(counts.make()).unwrap();
+    }
+    for _ in 0..3 {
+        drop(rx.recv().unwrap());
+        tx.send(counts.make()).unwrap();
+    }
+    assert_eq!(counts.alive(), 4);
+    drop(rx);
+    assert_eq!(counts.alive(), 0);
+}
+
+/// Senders race with the last receiver's drop: every message is dropped exactly once, and
+/// all of them by the time the senders have returned (while a sender still holds the
+/// channel), never later.
+fn drop_race(make: fn() -> (Sender<Counted>, Receiver<Counted>), coroutines: bool) {
+    let rounds = if coroutines { 3000 } else { 1000 };
+    for round in 0..rounds {
+        let counts = Arc::new(Counts::default());
+        let (tx, rx) = make();
+        let keep = tx.clone();
+        let senders: Vec<Box<dyn FnOnce() + Send>> = (0..2)
+            .map(|_| {
+                let (tx, counts) = (tx.clone(), counts.clone());
+                Box::new(move || {
+                    // Until the receivers are gone (the failed send's value drops here), or
+                    // enough for an unbounded channel.
+                    for _ in 0..2_000 {
+                        if tx.send(counts.make()).is_err() {
+                            break;
+                        }
+                    }
+                }) as Box<dyn FnOnce() + Send>
+            })
+            .collect();
+        drop(tx);
+        let done: Vec<Box<dyn FnOnce() + Send>> = if coroutines {
+            senders
+                .into_iter()
+                .map(|f| {
+                    let h = goro::spawn(f);
+                    Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() + Send>
+                })
+                .collect()
+        } else {
+            senders
+                .into_iter()
+                .map(|f| {
+                    let h = std::thread::spawn(f);
+                    Box::new(move || h.join().unwrap()) as Box<dyn FnOnce() + Send>
+                })
+                .collect()
+        };
+        for _ in 0..round % 7 {
+            drop(rx.recv().unwrap());
+        }
+        drop(rx);
+        for join in done {
+            join();
+        }
+        assert_eq!(
+            counts.alive(),
+            0,
+            "round {round}: leaked while a sender lives"
+        );
+        drop(keep);
+        assert_eq!(counts.alive(), 0, "round {round}");
+    }
+}
+
+#[test]
+fn last_receiver_drop_races_with_senders_bounded_threads() {
+    drop_race(|| bounded(3), false);
+}
+
+#[test]
+fn last_receiver_drop_races_with_senders_unbounded_threads() {
+    drop_race(unbounded, false);
+}
+
+#[test]
+fn last_receiver_drop_races_with_senders_coroutines() {
+    if goro::gomaxprocs(0) < 2 {
+        goro::gomaxprocs(2);
+    }
+    drop_race(|| bounded(3), true);
+    drop_race(unbounded, true);
+}
+
 // ---- syntax and API ----
 
 #[test]

@@ -332,6 +332,44 @@ impl<T> Channel<T> {
         self.tail.load(Ordering::SeqCst) & self.mark_bit != 0
     }
 
+    /// The last receiver is gone: drop every buffered message now (as crossbeam-channel does),
+    /// not when the channel is freed, which the last sender may put off indefinitely.
+    ///
+    /// Called once, by the drop of the last receiver, after `disconnect`: no receive can be
+    /// in progress (every receive borrows a receiver), and no slot can be claimed for sending
+    /// any more (the close mark in `tail` fails every later claim). A sender that claimed its
+    /// slot before the mark may still be writing: we wait for its stamp, so its message is
+    /// dropped here, once (its `send` has returned `Ok`, as it would have for a message that
+    /// stayed unreceived). Afterwards `head == tail`: the channel's own `Drop` finds nothing.
+    pub(crate) fn discard_all(&self) {
+        let tail = self.tail.load(Ordering::SeqCst);
+        debug_assert!(tail & self.mark_bit != 0, "discard before close");
+        let tail = tail & !self.mark_bit;
+        // The receivers' count hand-over (AcqRel) orders every earlier receive before this.
+        let mut head = self.head.load(Ordering::Acquire);
+        let backoff = Backoff::new();
+        while head != tail {
+            let index = head & (self.mark_bit - 1);
+            let lap = head & !(self.one_lap - 1);
+            // SAFETY: `index < cap`, as in `start_recv`.
+            let slot = unsafe { self.buffer.get_unchecked(index) };
+            if slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1) {
+                // SAFETY: the stamp says the slot holds a published message; no receiver can
+                // claim it (there are none) and `head` is ours alone now.
+                unsafe { (*slot.msg.get()).assume_init_drop() };
+                head = if index + 1 < self.cap {
+                    head + 1
+                } else {
+                    lap.wrapping_add(self.one_lap)
+                };
+            } else {
+                // Claimed before the close, not yet written.
+                backoff.snooze();
+            }
+        }
+        self.head.store(head, Ordering::Release);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         let head = self.head.load(Ordering::SeqCst);
         let tail = self.tail.load(Ordering::SeqCst);

@@ -412,6 +412,64 @@ impl<T> Channel<T> {
         self.tail.index.load(Ordering::SeqCst) & MARK_BIT != 0
     }
 
+    /// The last receiver is gone: drop every message in the list and free its blocks now (as
+    /// crossbeam-channel does), not when the channel is freed.
+    ///
+    /// Called once, by the drop of the last receiver, after `disconnect`: no receive is in
+    /// progress and no slot can be claimed any more (the close mark). Senders that claimed a
+    /// slot before the mark may still be finishing; for each we wait until it is done with
+    /// the block: the one that took a block's last slot until it has moved the tail past the
+    /// block's end (placeholder) and linked the next block, the others until their `WRITE`
+    /// bit (their last access to the block). Then every message is dropped once and every
+    /// block freed once; `head.block` is left null and `head` at `tail`, so the channel's own
+    /// `Drop` finds nothing but a first block a late sender may still install (it frees that).
+    pub(crate) fn discard_all(&self) {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.index.load(Ordering::Acquire);
+        debug_assert!(tail & MARK_BIT != 0, "discard before close");
+        // At the placeholder a sender is still moving the tail to the next block.
+        while (tail >> SHIFT) % LAP == BLOCK_CAP {
+            backoff.snooze();
+            tail = self.tail.index.load(Ordering::Acquire);
+        }
+        let mut head = self.head.index.load(Ordering::Acquire);
+        // Take the block out of `head` (a swap, not a load: a sender that loses the race to
+        // install the first block after this still leaves its block here, for `Drop`).
+        let mut block = self.head.block.swap(ptr::null_mut(), Ordering::AcqRel);
+        if head >> SHIFT != tail >> SHIFT {
+            // A claimed slot implies an installed first block (installed before the claim);
+            // wait in case its store is not visible yet.
+            while block.is_null() {
+                backoff.snooze();
+                block = self.head.block.swap(ptr::null_mut(), Ordering::AcqRel);
+            }
+        }
+        while head >> SHIFT != tail >> SHIFT {
+            let offset = (head >> SHIFT) % LAP;
+            // SAFETY: `block` is the live block holding position `head`: blocks are freed only
+            // here from now on, each after every slot in it was dealt with, and the senders
+            // still using one are waited for above and below.
+            unsafe {
+                if offset < BLOCK_CAP {
+                    let slot = (*block).slots.get_unchecked(offset);
+                    slot.wait_write();
+                    (*slot.msg.get()).assume_init_drop();
+                } else {
+                    let next = (*block).wait_next();
+                    Block::dealloc(block);
+                    block = next;
+                }
+            }
+            head = head.wrapping_add(1 << SHIFT);
+        }
+        if !block.is_null() {
+            // SAFETY: the last block; every slot of it before `tail` was dropped above and no
+            // sender can claim another.
+            unsafe { Block::dealloc(block) };
+        }
+        self.head.index.store(head & !MARK_BIT, Ordering::Release);
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         let head = self.head.index.load(Ordering::SeqCst);
         let tail = self.tail.index.load(Ordering::SeqCst);

@@ -41,6 +41,11 @@
 //! facility through a weak reference (`timer_channel`), so a dropped receiver frees the
 //! channel without waiting for its timer.
 //!
+//! *Dropping the last receiver* drops every buffered message at once (crossbeam-channel's
+//! rule: a message can hold a resource its sender waits to see released), not when the last
+//! sender goes; see `discard_all` in the buffered flavors for the race with a sender that is
+//! still writing.
+//!
 //! *Blocking.* Everything that waits goes through `waiting.rs` and `waker.rs`: a blocked
 //! operation (a send, a receive, or a whole select) creates one `Waiting` and registers one
 //! entry per case in the channels' waiter lists, re-checks, then parks with `park.rs` (a
@@ -604,6 +609,14 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.chan.disconnect();
+            // Nobody can receive them any more: drop buffered messages now, not when the last
+            // sender goes (crossbeam-channel's rule; users rely on it to release resources).
+            // Also after an explicit `close`, which keeps them for the receivers.
+            match &self.chan.flavor {
+                Flavor::Array(c) => c.discard_all(),
+                Flavor::List(c) => c.discard_all(),
+                Flavor::Zero(_) | Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => {}
+            }
         }
     }
 }
