@@ -2,7 +2,7 @@
 //! (issue 9 item 8), each checked on its own. Written for goro; no test code is taken from
 //! crossbeam-channel's suite.
 
-use goro::chan::{bounded, unbounded, Receiver, Select, Sender};
+use goro::chan::{self, bounded, unbounded, Receiver, Select, Sender};
 use std::time::Duration;
 
 /// Rounds of each linearizability check.
@@ -363,6 +363,69 @@ fn last_receiver_drop_races_with_senders_coroutines() {
     }
     drop_race(|| bounded(3), true);
     drop_race(unbounded, true);
+}
+
+// ---- timer and never channels ----
+
+use goro::chan::TryRecvError;
+use std::time::Instant;
+
+#[test]
+fn never_channels_are_one_channel() {
+    let a = chan::never::<u8>();
+    assert!(a.same_channel(&chan::never::<u8>()));
+    assert!(chan::never::<u8>().same_channel(&a.clone()));
+}
+
+#[test]
+fn time_after_and_tick_are_crossbeams() {
+    // `after` delivers its deadline, whenever it is received.
+    let before = Instant::now();
+    let r = goro::time::after(Duration::from_millis(5));
+    let call = Instant::now();
+    let _ = chan::at(call + Duration::from_millis(30)).recv();
+    let got = r.recv().unwrap();
+    assert!(got >= before + Duration::from_millis(5));
+    assert!(got <= call + Duration::from_millis(5), "not the deadline");
+    assert_eq!(r.try_recv(), Err(TryRecvError::Empty), "one message only");
+
+    // `tick(0)` fires on every receive.
+    let t = goro::time::tick(Duration::ZERO);
+    for _ in 0..1000 {
+        assert!(t.try_recv().is_ok());
+    }
+    // `after(0)` is ready at once, also to a non-blocking select.
+    let ready = goro::select! {
+        recv(goro::time::after(Duration::ZERO)) -> m => m.is_ok(),
+        default => false,
+    };
+    assert!(ready);
+}
+
+#[test]
+fn the_earlier_timer_wins() {
+    // Both created before the select blocks: the earlier deadline is ready first, always.
+    for make in [goro::time::after, chan::after] {
+        for _ in 0..50 {
+            let late = make(Duration::from_millis(40));
+            let early = make(Duration::from_millis(1));
+            let which = goro::select! {
+                recv(late) -> _ => "late",
+                recv(early) -> _ => "early",
+            };
+            assert_eq!(which, "early");
+        }
+    }
+}
+
+#[test]
+fn go_semantics_stay_with_timer_and_ticker() {
+    let result = std::panic::catch_unwind(|| goro::time::Ticker::new(Duration::ZERO));
+    assert!(result.is_err(), "Ticker::new(0) panics, as Go's NewTicker");
+    let start = Instant::now();
+    let t = goro::time::Timer::new(Duration::from_millis(2));
+    let fired = t.receiver().recv().unwrap();
+    assert!(fired >= start + Duration::from_millis(2));
 }
 
 // ---- syntax and API ----

@@ -35,8 +35,10 @@
 //! - `never` — `never()`: nothing, ever (Go's nil channel).
 //!
 //! Nothing feeds them: a receiver reads the clock (and parks until the time, if it blocks), and
-//! a select over them wakes by their deadline. The timer channels of `goro::time` (Go's
-//! semantics: the firing instant, Go's `Tick(0)`, `Timer`/`Ticker`) are built above this
+//! a select over them wakes by their deadline. `goro::time::after` and `time::tick` are these
+//! same channels (the crate's contract says they behave as crossbeam-channel's). Go's
+//! semantics — the firing instant, a ticker that drops ticks for a slow receiver, Go 1.23
+//! `stop`/`reset` — are `goro::time`'s `Timer`, `Ticker` and `after_func`, built above this
 //! module: ordinary array channels of capacity 1 that `time` feeds from the shared timer
 //! facility through a weak reference (`timer_channel`), so a dropped receiver frees the
 //! channel without waiting for its timer.
@@ -374,13 +376,15 @@ pub fn at(when: Instant) -> Receiver<Instant> {
 
 /// A receiver that delivers one message after `duration`: the deadline (the instant of the
 /// call plus `duration`), not the instant it was received (crossbeam-channel's `after`; as
-/// [`at`]). A `duration` too long to represent gives a channel that never delivers. For Go's
-/// `time.After` (the firing instant, delivered by a timer) use [`goro::time::after`].
+/// [`at`]). A `duration` too long to represent gives a channel that never delivers
+/// ([`goro::time::after`] is this channel but waits a hundred years then). For Go's
+/// `time.After` semantics (the firing instant) use a [`goro::time::Timer`].
 ///
 /// In a select, a timer channel whose deadline has passed is ready like any channel holding a
 /// message, so of two `after` cases the earlier one wins.
 ///
 /// [`goro::time::after`]: crate::time::after
+/// [`goro::time::Timer`]: crate::time::Timer
 pub fn after(duration: Duration) -> Receiver<Instant> {
     match Instant::now().checked_add(duration) {
         Some(when) => at(when),
@@ -391,11 +395,12 @@ pub fn after(duration: Duration) -> Receiver<Instant> {
 /// A receiver that delivers a message every `duration` (crossbeam-channel's `tick`): each
 /// message is the time the tick was due; the next tick is due `duration` after the later of
 /// that time and the moment it was received, so a slow receiver misses ticks instead of
-/// collecting them. A zero `duration` delivers on every receive. It is never closed. For Go's
-/// `time.Tick` (a zero period never delivers; ticks keep to the period grid) use
-/// [`goro::time::tick`].
+/// collecting them. A zero `duration` delivers on every receive. It is never closed.
+/// [`goro::time::tick`] is the same channel; for Go's ticker (ticks on the period grid, the
+/// firing instant, `stop`/`reset`) use a [`goro::time::Ticker`].
 ///
 /// [`goro::time::tick`]: crate::time::tick
+/// [`goro::time::Ticker`]: crate::time::Ticker
 pub fn tick(duration: Duration) -> Receiver<Instant> {
     match tick::Channel::new(duration) {
         Some(c) => Receiver {
