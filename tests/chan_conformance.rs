@@ -365,6 +365,66 @@ fn last_receiver_drop_races_with_senders_coroutines() {
     drop_race(unbounded, true);
 }
 
+/// A message whose destructor panics the first time, and counts.
+struct PanicsOnDrop(Arc<AtomicUsize>);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("first drop");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_destructor_in_the_last_receivers_drop_never_drops_twice() {
+    for make in [
+        (|| bounded(4)) as fn() -> (Sender<PanicsOnDrop>, Receiver<PanicsOnDrop>),
+        unbounded,
+    ] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = make();
+        for _ in 0..3 {
+            tx.send(PanicsOnDrop(drops.clone())).unwrap();
+        }
+        drop(tx);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rx)));
+        assert_eq!(
+            *r.unwrap_err().downcast_ref::<&str>().unwrap(),
+            "first drop"
+        );
+        // The first message's drop panicked; the others leak (as in crossbeam-channel) rather
+        // than being dropped during the unwinding (a second panic there would abort).
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[test]
+fn a_forgotten_selected_send_leaves_an_empty_slot_behind() {
+    // `mem::forget` on a `SelectedOperation` is safe code: the slot it claimed is never
+    // written, and freeing the channel must not drop what is not there.
+    for make in [
+        (|| bounded(4)) as fn() -> (Sender<Counted>, Receiver<Counted>),
+        unbounded,
+    ] {
+        for before in [0, 1, 3] {
+            let counts = Arc::new(Counts::default());
+            let (tx, rx) = make();
+            for _ in 0..before {
+                tx.send(counts.make()).unwrap();
+            }
+            {
+                let mut sel = Select::new();
+                sel.send(&tx);
+                std::mem::forget(sel.select());
+            }
+            drop(tx);
+            drop(rx);
+            assert_eq!(counts.alive(), 0);
+        }
+    }
+}
+
 // ---- timer and never channels ----
 
 use goro::chan::TryRecvError;

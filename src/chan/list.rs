@@ -421,8 +421,14 @@ impl<T> Channel<T> {
     /// the block: the one that took a block's last slot until it has moved the tail past the
     /// block's end (placeholder) and linked the next block, the others until their `WRITE`
     /// bit (their last access to the block). Then every message is dropped once and every
-    /// block freed once; `head.block` is left null and `head` at `tail`, so the channel's own
-    /// `Drop` finds nothing but a first block a late sender may still install (it frees that).
+    /// block freed once; `head.block` is left null and `head` at `tail` (set before the first
+    /// drop, so that a panicking destructor leaks the rest rather than breaking `Drop`), so
+    /// the channel's own `Drop` finds nothing but a first block a late sender may still
+    /// install (it frees that).
+    ///
+    /// A slot claimed and then abandoned (a select's `SelectedOperation` forgotten with
+    /// `mem::forget` while its sender lives on) is never written: this then waits forever, as
+    /// a receiver reaching that slot would (and as crossbeam-channel does). Not UB, a wedge.
     pub(crate) fn discard_all(&self) {
         let backoff = Backoff::new();
         let mut tail = self.tail.index.load(Ordering::Acquire);
@@ -444,6 +450,10 @@ impl<T> Channel<T> {
                 block = self.head.block.swap(ptr::null_mut(), Ordering::AcqRel);
             }
         }
+        // Take every message out of the list before dropping any: if a destructor panics, the
+        // rest (and their blocks) leak, as in crossbeam-channel, instead of `Drop` walking a
+        // list whose head block is gone.
+        self.head.index.store(tail & !MARK_BIT, Ordering::Release);
         while head >> SHIFT != tail >> SHIFT {
             let offset = (head >> SHIFT) % LAP;
             // SAFETY: `block` is the live block holding position `head`: blocks are freed only
@@ -467,7 +477,6 @@ impl<T> Channel<T> {
             // sender can claim another.
             unsafe { Block::dealloc(block) };
         }
-        self.head.index.store(head & !MARK_BIT, Ordering::Release);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -554,14 +563,19 @@ impl<T> Drop for Channel<T> {
         let mut block = *self.head.block.get_mut();
         head &= !((1 << SHIFT) - 1);
         tail &= !((1 << SHIFT) - 1);
-        // SAFETY: we own the channel; every slot between head and tail holds a message, and
-        // blocks are chained through `next`.
+        // SAFETY: we own the channel; every slot between head and tail was claimed by a
+        // sender (and holds a message if its WRITE bit is set), and blocks are chained through
+        // `next`.
         unsafe {
             while head != tail {
                 let offset = (head >> SHIFT) % LAP;
                 if offset < BLOCK_CAP {
-                    let slot = (*block).slots.get_unchecked(offset);
-                    (*slot.msg.get()).assume_init_drop();
+                    let slot = (*block).slots.get_unchecked_mut(offset);
+                    // A slot claimed but never written (a forgotten `SelectedOperation`, which
+                    // safe code may do) holds nothing.
+                    if *slot.state.get_mut() & WRITE != 0 {
+                        (*slot.msg.get()).assume_init_drop();
+                    }
                 } else {
                     let next = *(*block).next.get_mut();
                     Block::dealloc(block);

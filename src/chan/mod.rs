@@ -616,7 +616,13 @@ impl<T> Drop for Receiver<T> {
             self.chan.disconnect();
             // Nobody can receive them any more: drop buffered messages now, not when the last
             // sender goes (crossbeam-channel's rule; users rely on it to release resources).
-            // Also after an explicit `close`, which keeps them for the receivers.
+            // Also after an explicit `close`, which keeps them for the receivers. With no
+            // sender left the channel is freed right after this anyway (its `Drop` drops
+            // them), and skipping the discard then spares it the wait for a claimed slot that
+            // may never be written (a forgotten `SelectedOperation`: see `discard_all`).
+            if self.chan.senders.load(Ordering::Acquire) == 0 {
+                return;
+            }
             match &self.chan.flavor {
                 Flavor::Array(c) => c.discard_all(),
                 Flavor::List(c) => c.discard_all(),
