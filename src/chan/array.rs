@@ -332,6 +332,52 @@ impl<T> Channel<T> {
         self.tail.load(Ordering::SeqCst) & self.mark_bit != 0
     }
 
+    /// The last receiver is gone: drop every buffered message now (as crossbeam-channel does),
+    /// not when the channel is freed, which the last sender may put off indefinitely.
+    ///
+    /// Called once, by the drop of the last receiver, after `disconnect`: no receive can be
+    /// in progress (every receive borrows a receiver), and no slot can be claimed for sending
+    /// any more (the close mark in `tail` fails every later claim). A sender that claimed its
+    /// slot before the mark may still be writing: we wait for its stamp, so its message is
+    /// dropped here, once (its `send` has returned `Ok`, as it would have for a message that
+    /// stayed unreceived). `head` is set to `tail` first, so the channel's own `Drop` finds
+    /// nothing, even if a message's destructor panics here (the rest then leak).
+    ///
+    /// A slot claimed and then abandoned (a select's `SelectedOperation` forgotten with
+    /// `mem::forget` while its sender lives on) is never written: this then waits forever, as
+    /// a receiver reaching that slot would (and as crossbeam-channel does). Not UB, a wedge.
+    pub(crate) fn discard_all(&self) {
+        let tail = self.tail.load(Ordering::SeqCst);
+        debug_assert!(tail & self.mark_bit != 0, "discard before close");
+        let tail = tail & !self.mark_bit;
+        // The receivers' count hand-over (AcqRel) orders every earlier receive before this.
+        let mut head = self.head.load(Ordering::Acquire);
+        // Take every message out of the buffer before dropping any: if a destructor panics,
+        // the rest leak (as in crossbeam-channel) instead of being dropped again by `Drop`.
+        self.head.store(tail, Ordering::Release);
+        let backoff = Backoff::new();
+        while head != tail {
+            let index = head & (self.mark_bit - 1);
+            let lap = head & !(self.one_lap - 1);
+            // SAFETY: `index < cap`, as in `start_recv`.
+            let slot = unsafe { self.buffer.get_unchecked(index) };
+            if slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1) {
+                // SAFETY: the stamp says the slot holds a published message; no receiver can
+                // claim it (there are none), and the stored head has already moved past it,
+                // so nothing else drops it.
+                unsafe { (*slot.msg.get()).assume_init_drop() };
+                head = if index + 1 < self.cap {
+                    head + 1
+                } else {
+                    lap.wrapping_add(self.one_lap)
+                };
+            } else {
+                // Claimed before the close, not yet written.
+                backoff.snooze();
+            }
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         let head = self.head.load(Ordering::SeqCst);
         let tail = self.tail.load(Ordering::SeqCst);
@@ -423,19 +469,25 @@ impl<T> Side for Sending<'_, T> {
 
 impl<T> Drop for Channel<T> {
     fn drop(&mut self) {
-        let hix = *self.head.get_mut() & (self.mark_bit - 1);
-        let len = self.len();
-        for i in 0..len {
-            let index = if hix + i < self.cap {
-                hix + i
-            } else {
-                hix + i - self.cap
-            };
-            // SAFETY: we own the channel; exactly `len` slots from `head` hold messages.
-            unsafe {
-                let slot = self.buffer.get_unchecked_mut(index);
-                (*slot.msg.get()).assume_init_drop();
+        // Walk the positions from head to tail and drop the slots that hold a message. A slot
+        // a sender claimed but never wrote (its `SelectedOperation` was forgotten, which safe
+        // code may do) is skipped: its stamp was never published.
+        let tail = *self.tail.get_mut() & !self.mark_bit;
+        let mut head = *self.head.get_mut();
+        while head != tail {
+            let index = head & (self.mark_bit - 1);
+            let lap = head & !(self.one_lap - 1);
+            // SAFETY: `index < cap`, as in `start_recv`.
+            let slot = unsafe { self.buffer.get_unchecked_mut(index) };
+            if *slot.stamp.get_mut() == head.wrapping_add(1) {
+                // SAFETY: we own the channel, and the stamp says the slot holds a message.
+                unsafe { (*slot.msg.get()).assume_init_drop() };
             }
+            head = if index + 1 < self.cap {
+                head + 1
+            } else {
+                lap.wrapping_add(self.one_lap)
+            };
         }
     }
 }

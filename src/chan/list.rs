@@ -412,6 +412,73 @@ impl<T> Channel<T> {
         self.tail.index.load(Ordering::SeqCst) & MARK_BIT != 0
     }
 
+    /// The last receiver is gone: drop every message in the list and free its blocks now (as
+    /// crossbeam-channel does), not when the channel is freed.
+    ///
+    /// Called once, by the drop of the last receiver, after `disconnect`: no receive is in
+    /// progress and no slot can be claimed any more (the close mark). Senders that claimed a
+    /// slot before the mark may still be finishing; for each we wait until it is done with
+    /// the block: the one that took a block's last slot until it has moved the tail past the
+    /// block's end (placeholder) and linked the next block, the others until their `WRITE`
+    /// bit (their last access to the block). Then every message is dropped once and every
+    /// block freed once; `head.block` is left null and `head` at `tail` (set before the first
+    /// drop, so that a panicking destructor leaks the rest rather than breaking `Drop`), so
+    /// the channel's own `Drop` finds nothing but a first block a late sender may still
+    /// install (it frees that).
+    ///
+    /// A slot claimed and then abandoned (a select's `SelectedOperation` forgotten with
+    /// `mem::forget` while its sender lives on) is never written: this then waits forever, as
+    /// a receiver reaching that slot would (and as crossbeam-channel does). Not UB, a wedge.
+    pub(crate) fn discard_all(&self) {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.index.load(Ordering::Acquire);
+        debug_assert!(tail & MARK_BIT != 0, "discard before close");
+        // At the placeholder a sender is still moving the tail to the next block.
+        while (tail >> SHIFT) % LAP == BLOCK_CAP {
+            backoff.snooze();
+            tail = self.tail.index.load(Ordering::Acquire);
+        }
+        let mut head = self.head.index.load(Ordering::Acquire);
+        // Take the block out of `head` (a swap, not a load: a sender that loses the race to
+        // install the first block after this still leaves its block here, for `Drop`).
+        let mut block = self.head.block.swap(ptr::null_mut(), Ordering::AcqRel);
+        if head >> SHIFT != tail >> SHIFT {
+            // A claimed slot implies an installed first block (installed before the claim);
+            // wait in case its store is not visible yet.
+            while block.is_null() {
+                backoff.snooze();
+                block = self.head.block.swap(ptr::null_mut(), Ordering::AcqRel);
+            }
+        }
+        // Take every message out of the list before dropping any: if a destructor panics, the
+        // rest (and their blocks) leak, as in crossbeam-channel, instead of `Drop` walking a
+        // list whose head block is gone.
+        self.head.index.store(tail & !MARK_BIT, Ordering::Release);
+        while head >> SHIFT != tail >> SHIFT {
+            let offset = (head >> SHIFT) % LAP;
+            // SAFETY: `block` is the live block holding position `head`: blocks are freed only
+            // here from now on, each after every slot in it was dealt with, and the senders
+            // still using one are waited for above and below.
+            unsafe {
+                if offset < BLOCK_CAP {
+                    let slot = (*block).slots.get_unchecked(offset);
+                    slot.wait_write();
+                    (*slot.msg.get()).assume_init_drop();
+                } else {
+                    let next = (*block).wait_next();
+                    Block::dealloc(block);
+                    block = next;
+                }
+            }
+            head = head.wrapping_add(1 << SHIFT);
+        }
+        if !block.is_null() {
+            // SAFETY: the last block; every slot of it before `tail` was dropped above and no
+            // sender can claim another.
+            unsafe { Block::dealloc(block) };
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         let head = self.head.index.load(Ordering::SeqCst);
         let tail = self.tail.index.load(Ordering::SeqCst);
@@ -496,14 +563,19 @@ impl<T> Drop for Channel<T> {
         let mut block = *self.head.block.get_mut();
         head &= !((1 << SHIFT) - 1);
         tail &= !((1 << SHIFT) - 1);
-        // SAFETY: we own the channel; every slot between head and tail holds a message, and
-        // blocks are chained through `next`.
+        // SAFETY: we own the channel; every slot between head and tail was claimed by a
+        // sender (and holds a message if its WRITE bit is set), and blocks are chained through
+        // `next`.
         unsafe {
             while head != tail {
                 let offset = (head >> SHIFT) % LAP;
                 if offset < BLOCK_CAP {
-                    let slot = (*block).slots.get_unchecked(offset);
-                    (*slot.msg.get()).assume_init_drop();
+                    let slot = (*block).slots.get_unchecked_mut(offset);
+                    // A slot claimed but never written (a forgotten `SelectedOperation`, which
+                    // safe code may do) holds nothing.
+                    if *slot.state.get_mut() & WRITE != 0 {
+                        (*slot.msg.get()).assume_init_drop();
+                    }
                 } else {
                     let next = *(*block).next.get_mut();
                     Block::dealloc(block);

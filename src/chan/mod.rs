@@ -35,11 +35,18 @@
 //! - `never` — `never()`: nothing, ever (Go's nil channel).
 //!
 //! Nothing feeds them: a receiver reads the clock (and parks until the time, if it blocks), and
-//! a select over them wakes by their deadline. The timer channels of `goro::time` (Go's
-//! semantics: the firing instant, Go's `Tick(0)`, `Timer`/`Ticker`) are built above this
+//! a select over them wakes by their deadline. `goro::time::after` and `time::tick` are these
+//! same channels (the crate's contract says they behave as crossbeam-channel's). Go's
+//! semantics — the firing instant, a ticker that drops ticks for a slow receiver, Go 1.23
+//! `stop`/`reset` — are `goro::time`'s `Timer`, `Ticker` and `after_func`, built above this
 //! module: ordinary array channels of capacity 1 that `time` feeds from the shared timer
 //! facility through a weak reference (`timer_channel`), so a dropped receiver frees the
 //! channel without waiting for its timer.
+//!
+//! *Dropping the last receiver* drops every buffered message at once (crossbeam-channel's
+//! rule: a message can hold a resource its sender waits to see released), not when the last
+//! sender goes; see `discard_all` in the buffered flavors for the race with a sender that is
+//! still writing.
 //!
 //! *Blocking.* Everything that waits goes through `waiting.rs` and `waker.rs`: a blocked
 //! operation (a send, a receive, or a whole select) creates one `Waiting` and registers one
@@ -369,13 +376,15 @@ pub fn at(when: Instant) -> Receiver<Instant> {
 
 /// A receiver that delivers one message after `duration`: the deadline (the instant of the
 /// call plus `duration`), not the instant it was received (crossbeam-channel's `after`; as
-/// [`at`]). A `duration` too long to represent gives a channel that never delivers. For Go's
-/// `time.After` (the firing instant, delivered by a timer) use [`goro::time::after`].
+/// [`at`]). A `duration` too long to represent gives a channel that never delivers
+/// ([`goro::time::after`] is this channel but waits a hundred years then). For Go's
+/// `time.After` semantics (the firing instant) use a [`goro::time::Timer`].
 ///
 /// In a select, a timer channel whose deadline has passed is ready like any channel holding a
 /// message, so of two `after` cases the earlier one wins.
 ///
 /// [`goro::time::after`]: crate::time::after
+/// [`goro::time::Timer`]: crate::time::Timer
 pub fn after(duration: Duration) -> Receiver<Instant> {
     match Instant::now().checked_add(duration) {
         Some(when) => at(when),
@@ -386,11 +395,12 @@ pub fn after(duration: Duration) -> Receiver<Instant> {
 /// A receiver that delivers a message every `duration` (crossbeam-channel's `tick`): each
 /// message is the time the tick was due; the next tick is due `duration` after the later of
 /// that time and the moment it was received, so a slow receiver misses ticks instead of
-/// collecting them. A zero `duration` delivers on every receive. It is never closed. For Go's
-/// `time.Tick` (a zero period never delivers; ticks keep to the period grid) use
-/// [`goro::time::tick`].
+/// collecting them. A zero `duration` delivers on every receive. It is never closed.
+/// [`goro::time::tick`] is the same channel; for Go's ticker (ticks on the period grid, the
+/// firing instant, `stop`/`reset`) use a [`goro::time::Ticker`].
 ///
 /// [`goro::time::tick`]: crate::time::tick
+/// [`goro::time::Ticker`]: crate::time::Ticker
 pub fn tick(duration: Duration) -> Receiver<Instant> {
     match tick::Channel::new(duration) {
         Some(c) => Receiver {
@@ -478,6 +488,14 @@ impl<T> Sender<T> {
 
     pub(crate) fn as_chan(&self) -> &Chan<T> {
         &self.chan
+    }
+
+    /// This channel's identity as a send case of a select: the channel's address with the
+    /// low bit set (a `Chan` is aligned to at least 8, so the bit is free). A receive case of
+    /// the same channel has the bit clear, so a selected receive can never be completed as a
+    /// send or the other way round (its token would name the wrong kind of slot).
+    pub(crate) fn case_id(&self) -> usize {
+        Arc::as_ptr(&self.chan) as usize | 1
     }
 }
 
@@ -576,6 +594,11 @@ impl<T> Receiver<T> {
     pub(crate) fn as_chan(&self) -> &Chan<T> {
         &self.chan
     }
+
+    /// This channel's identity as a receive case of a select (see `Sender::case_id`).
+    pub(crate) fn case_id(&self) -> usize {
+        Arc::as_ptr(&self.chan) as usize
+    }
 }
 
 impl<T> Clone for Receiver<T> {
@@ -591,6 +614,20 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.chan.disconnect();
+            // Nobody can receive them any more: drop buffered messages now, not when the last
+            // sender goes (crossbeam-channel's rule; users rely on it to release resources).
+            // Also after an explicit `close`, which keeps them for the receivers. With no
+            // sender left the channel is freed right after this anyway (its `Drop` drops
+            // them), and skipping the discard then spares it the wait for a claimed slot that
+            // may never be written (a forgotten `SelectedOperation`: see `discard_all`).
+            if self.chan.senders.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            match &self.chan.flavor {
+                Flavor::Array(c) => c.discard_all(),
+                Flavor::List(c) => c.discard_all(),
+                Flavor::Zero(_) | Flavor::At(_) | Flavor::Tick(_) | Flavor::Never(_) => {}
+            }
         }
     }
 }
@@ -612,6 +649,9 @@ impl<T> Iterator for Iter<'_, T> {
         self.rx.recv().ok()
     }
 }
+
+/// Once it has ended the channel is closed and drained, which it stays: it never yields again.
+impl<T> std::iter::FusedIterator for Iter<'_, T> {}
 
 impl<T> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -648,6 +688,10 @@ impl<T> Iterator for IntoIter<T> {
         self.rx.recv().ok()
     }
 }
+
+/// As for [`Iter`]. (`TryIter` is not fused: it ends whenever the channel is empty, and a
+/// later message makes it yield again; crossbeam-channel's is not fused either.)
+impl<T> std::iter::FusedIterator for IntoIter<T> {}
 
 impl<T> fmt::Debug for IntoIter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,6 +14,15 @@
 //! packet); the caller completes it with `recv`/`send`. This split is what lets `select!`
 //! evaluate a send case's value only when that case was chosen.
 //!
+//! *Non-blocking* (`try_select`, `select!` with `default`, `try_ready`): a second pass over
+//! the cases before reporting that none is ready, because one pass is not linearizable. While
+//! it looks at case 2, another thread may fill case 1 (already seen empty) and then take case
+//! 2's message, so that some case was ready at every instant and yet none was seen ready. The
+//! second pass sees case 1's message, unless that was taken again in between too. That is as
+//! far as a selection goes that does not lock all its channels at once (Go's does), and what
+//! crossbeam-channel does (its registration round in between selects nothing). Only a
+//! non-blocking selection that finds nothing pays for it.
+//!
 //! Invariants: every registered case is unregistered before the selection returns; a claimed
 //! operation is always completed (dropping an uncompleted `SelectedOperation` is a bug and
 //! panics, as in crossbeam-channel).
@@ -71,9 +80,11 @@ impl Blocking {
     }
 }
 
-/// A case: the handle, the user-visible index, and the handle's address (to check that the
-/// operation is completed on the very receiver/sender that was selected).
-pub(crate) type Case<'a> = (&'a dyn SelectHandle, usize, *const u8);
+/// A case: the handle, the user-visible index, and the identity of the case's channel and
+/// direction (`Receiver::case_id`/`Sender::case_id`), which `SelectedOperation` checks: the
+/// operation must be completed on the selected channel (through any of its receivers or
+/// senders, as in crossbeam-channel) and in the selected direction.
+pub(crate) type Case<'a> = (&'a dyn SelectHandle, usize, usize);
 
 /// Fisher–Yates shuffle: every order equally likely (up to the generator's quality).
 fn shuffle(cases: &mut [Case<'_>]) {
@@ -93,7 +104,7 @@ pub(crate) fn run_select<'a>(
     cases: &mut [Case<'a>],
     timeout: Blocking,
     biased: bool,
-) -> Option<(Token, usize, *const u8)> {
+) -> Option<(Token, usize, usize)> {
     if cases.is_empty() {
         match timeout {
             Blocking::No => return None,
@@ -118,7 +129,15 @@ pub(crate) fn run_select<'a>(
     }
     loop {
         let deadline = match timeout {
-            Blocking::No => return None,
+            Blocking::No => {
+                // One more pass before reporting "nothing ready" (module docs: *Non-blocking*).
+                for &(h, i, p) in cases.iter() {
+                    if h.try_select(&mut token) {
+                        return Some((token, i, p));
+                    }
+                }
+                return None;
+            }
             t => t.deadline(),
         };
         let cx = Waiting::new();
@@ -223,13 +242,17 @@ pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Blocking, biased: bool)
     if !biased {
         shuffle(cases);
     }
+    let mut passes = 0;
     loop {
         for &(h, i, _) in cases.iter() {
             if h.is_ready() {
                 return Some(i);
             }
         }
+        passes += 1;
         let deadline = match timeout {
+            // A second pass before "nothing ready" (module docs: *Non-blocking*).
+            Blocking::No if passes < 2 => continue,
             Blocking::No => return None,
             t => t.deadline(),
         };
@@ -281,12 +304,31 @@ pub struct Select<'a> {
     biased: bool,
 }
 
+// SAFETY: a `Select` holds, per case, a shared reference to a `Receiver<T>` or `Sender<T>`
+// (type-erased as `&dyn SelectHandle`), its index and its channel's identity (a plain
+// number). Moving or sharing the `Select` to another thread only lets that thread run the
+// selection there, i.e. call the `SelectHandle` methods (`try_select`, `register`,
+// `unregister`, `accept`, `is_ready`, `watch`, `unwatch`, `deadline`) on those references.
+// None of them creates, moves, reads or drops a `T`: they claim slots and packets, move
+// waiter entries and read the clock, all through state that is synchronised for use from any
+// thread (atomics, the waiter lists' mutexes, `Waiting`, which is `Send + Sync`); the empty
+// heap packets the rendezvous flavor allocates and frees hold `None`. Messages move only in
+// `SelectedOperation::recv`/`send`, which need a `&Receiver<T>`/`&Sender<T>` *of their own*
+// on the completing thread (the selection's references are not handed out), and
+// `SelectedOperation` is neither `Send` nor `Sync` (its token holds raw pointers): so a `T`
+// reaches another thread only through a receiver or sender that is itself on that thread,
+// which takes `T: Send`. This is crossbeam-channel's `Select`, which is `Send + Sync` too.
+unsafe impl Send for Select<'_> {}
+// SAFETY: see `Send` above; through `&Select` another thread can only `clone` it (copying
+// the references) or format it, which leads to the case above.
+unsafe impl Sync for Select<'_> {}
+
 impl<'a> Select<'a> {
     /// An empty selection; ready cases are chosen uniformly at random.
     #[inline]
     pub fn new() -> Select<'a> {
         Select {
-            inline: [(&NOOP, usize::MAX, std::ptr::null()); INLINE],
+            inline: [(&NOOP, usize::MAX, 0); INLINE],
             spill: Vec::new(),
             len: 0,
             next_index: 0,
@@ -321,13 +363,13 @@ impl<'a> Select<'a> {
     /// Add a receive case; returns its index.
     pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
         let i = self.next_index;
-        self.push((r, i, r as *const Receiver<T> as *const u8))
+        self.push((r, i, r.case_id()))
     }
 
     /// Add a send case; returns its index.
     pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
         let i = self.next_index;
-        self.push((s, i, s as *const Sender<T> as *const u8))
+        self.push((s, i, s.case_id()))
     }
 
     /// Remove the case with this index.
@@ -373,13 +415,47 @@ impl<'a> Select<'a> {
     #[inline]
     fn run(&mut self, timeout: Blocking) -> Option<SelectedOperation<'a>> {
         self.with_cases(|cases, biased| run_select(cases, timeout, biased))
-            .map(|(token, index, ptr)| SelectedOperation {
+            .map(|(token, index, case_id)| SelectedOperation {
                 token,
                 index,
-                ptr,
+                case_id,
                 completed: false,
                 _marker: PhantomData,
             })
+    }
+
+    /// Empty this selection for reuse with other channels (a new lifetime), keeping whether
+    /// it is biased; indexes start again from 0 (crossbeam-channel's `recycle`). Where the
+    /// standard library collects in place, a selection of more than a few cases keeps its
+    /// allocation.
+    ///
+    /// ```
+    /// use goro::chan::{unbounded, Select};
+    ///
+    /// let mut sel = Select::new();
+    /// {
+    ///     let (_tx, rx) = unbounded::<i32>();
+    ///     assert_eq!(sel.recv(&rx), 0);
+    ///     sel = sel.recycle(); // `rx` may go now
+    /// }
+    /// let (tx, rx) = unbounded();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(sel.recv(&rx), 0);
+    /// assert_eq!(sel.select().recv(&rx), Ok(2));
+    /// ```
+    pub fn recycle<'b>(self) -> Select<'b> {
+        let Select {
+            mut spill, biased, ..
+        } = self;
+        spill.clear();
+        // The vector is empty, so the closure never runs: this only changes the lifetime of
+        // the element type (in place, where the standard library can).
+        let spill: Vec<Case<'b>> = spill.into_iter().map(|_| unreachable!()).collect();
+        Select {
+            spill,
+            biased,
+            ..Select::new()
+        }
     }
 
     /// Perform one ready operation without blocking.
@@ -491,12 +567,23 @@ impl fmt::Debug for Select<'_> {
 }
 
 /// The operation a selection chose; complete it with [`recv`](Self::recv) or
-/// [`send`](Self::send) on the same receiver/sender.
+/// [`send`](Self::send) on the selected channel.
+///
+/// It stays on the thread that selected it (not `Send`, as in crossbeam-channel):
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let (_tx, rx) = goro::chan::bounded::<i32>(1);
+/// let mut sel = goro::chan::Select::new();
+/// sel.recv(&rx);
+/// send(sel.try_select());
+/// ```
 #[must_use]
 pub struct SelectedOperation<'a> {
     token: Token,
     index: usize,
-    ptr: *const u8,
+    /// The `case_id` of the selected case.
+    case_id: usize,
     completed: bool,
     _marker: PhantomData<&'a ()>,
 }
@@ -510,29 +597,38 @@ impl SelectedOperation<'_> {
 
     /// Complete a chosen send case.
     ///
+    /// `s` may be the sender given to the selection or any other sender of the same channel
+    /// (a clone), as in crossbeam-channel.
+    ///
     /// # Panics
-    /// If `s` is not the sender of the chosen case.
+    /// If `s` is not a sender of the chosen case's channel, or the chosen case is a receive.
     pub fn send<T>(mut self, s: &Sender<T>, msg: T) -> Result<(), SendError<T>> {
         assert!(
-            s as *const Sender<T> as *const u8 == self.ptr,
+            s.case_id() == self.case_id,
             "passed a sender that wasn't selected"
         );
         self.completed = true;
-        // SAFETY: the token comes from selecting a send on this very sender's channel.
+        // SAFETY: the token comes from selecting a send on `s`'s channel: the case id names
+        // the channel (its address, alive while `'a` borrows the selection's handles) and the
+        // direction, and the assert above checked both.
         unsafe { s.as_chan().write(&mut self.token, msg) }.map_err(SendError)
     }
 
     /// Complete a chosen receive case.
     ///
+    /// `r` may be the receiver given to the selection or any other receiver of the same
+    /// channel (a clone), as in crossbeam-channel.
+    ///
     /// # Panics
-    /// If `r` is not the receiver of the chosen case.
+    /// If `r` is not a receiver of the chosen case's channel, or the chosen case is a send.
     pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
         assert!(
-            r as *const Receiver<T> as *const u8 == self.ptr,
+            r.case_id() == self.case_id,
             "passed a receiver that wasn't selected"
         );
         self.completed = true;
-        // SAFETY: the token comes from selecting a receive on this very receiver's channel.
+        // SAFETY: the token comes from selecting a receive on `r`'s channel (the assert above
+        // checked channel and direction, see `send`).
         unsafe { r.as_chan().read(&mut self.token) }.map_err(|_| RecvError)
     }
 }

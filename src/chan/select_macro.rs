@@ -21,9 +21,11 @@
 ///
 /// Cases: `recv(r) -> res => expr` (`res: Result<T, RecvError>`; a closed channel is ready and
 /// gives `Err`), `send(s, value) -> res => expr` (`value` is evaluated only if this case is
-/// chosen), and at most one `default => expr` (nothing ready: run it at once) or
-/// `default(timeout) => expr` (nothing became ready in time). Ready cases are chosen
-/// uniformly at random. An arm's body is an expression followed by `,`, or a block.
+/// chosen), and at most one `default => expr` or `default() => expr` (nothing ready: run it
+/// at once) or `default(timeout) => expr` (nothing became ready in time). A trailing comma is
+/// allowed inside the parentheses (`recv(r,)`, `send(s, v,)`, `default(t,)`), as in
+/// crossbeam-channel. Ready cases are chosen uniformly at random. An arm's body is an
+/// expression followed by `,`, or a block.
 #[macro_export]
 macro_rules! select {
     ($($tokens:tt)*) => {
@@ -46,22 +48,22 @@ macro_rules! __goro_select {
     (@parse $ctor:tt ($($cases:tt)*)) => {
         $crate::__goro_select!(@bind $ctor __goro_sel ($($cases)*))
     };
-    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
+    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr $(,)?) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($($rest)*)?)
     };
-    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:block $($rest:tt)*) => {
+    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr $(,)?) -> $res:pat => $body:block $($rest:tt)*) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($rest)*)
     };
-    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
+    (@parse $ctor:tt ($($cases:tt)*) recv($r:expr $(,)?) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (recv ($r) ($res) ($body))) $($($rest)*)?)
     };
-    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
+    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr $(,)?) -> $res:pat => $body:block $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($($rest)*)?)
     };
-    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:block $($rest:tt)*) => {
+    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr $(,)?) -> $res:pat => $body:block $($rest:tt)*) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($rest)*)
     };
-    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
+    (@parse $ctor:tt ($($cases:tt)*) send($s:expr, $v:expr $(,)?) -> $res:pat => $body:expr $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (send ($s, $v) ($res) ($body))) $($($rest)*)?)
     };
     (@parse $ctor:tt ($($cases:tt)*) default => $body:block $(, $($rest:tt)*)?) => {
@@ -73,13 +75,16 @@ macro_rules! __goro_select {
     (@parse $ctor:tt ($($cases:tt)*) default => $body:expr $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (default () () ($body))) $($($rest)*)?)
     };
-    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:block $(, $($rest:tt)*)?) => {
+    (@parse $ctor:tt ($($cases:tt)*) default() => $($rest:tt)*) => {
+        $crate::__goro_select!(@parse $ctor ($($cases)*) default => $($rest)*)
+    };
+    (@parse $ctor:tt ($($cases:tt)*) default($t:expr $(,)?) => $body:block $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($($rest)*)?)
     };
-    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:block $($rest:tt)*) => {
+    (@parse $ctor:tt ($($cases:tt)*) default($t:expr $(,)?) => $body:block $($rest:tt)*) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($rest)*)
     };
-    (@parse $ctor:tt ($($cases:tt)*) default($t:expr) => $body:expr $(, $($rest:tt)*)?) => {
+    (@parse $ctor:tt ($($cases:tt)*) default($t:expr $(,)?) => $body:expr $(, $($rest:tt)*)?) => {
         $crate::__goro_select!(@parse $ctor ($($cases)* (default_timeout ($t) () ($body))) $($($rest)*)?)
     };
     (@parse $ctor:tt ($($cases:tt)*) $($bad:tt)+) => {

@@ -1,13 +1,27 @@
-//! Time: Go's `time.Sleep`, `time.After`, `time.Tick`, `Timer`, `Ticker` and `AfterFunc`, with
-//! Go's semantics. (`goro::chan::after`, `at` and `tick` are the crossbeam-channel versions:
-//! `chan::after` delivers its deadline, `chan::tick(0)` fires on every receive; here `after`
-//! delivers the instant the timer fired and `tick(0)` never delivers, as in Go.)
+//! Time: Go's `time.Sleep`, `time.After`, `time.Tick`, `Timer`, `Ticker` and `AfterFunc`.
 //!
-//! Everything is built on the shared timer facility (`sched::timers`: one-shot callbacks at a
-//! deadline) and on `park_until` (for `sleep` and every `*_timeout`, which need no timer
-//! object). This module sits above `chan`: its timer channels are ordinary channels of
-//! capacity 1 (`chan::timer_channel`), fed by timer callbacks through a weak reference, so a
-//! timer never keeps a dropped receiver's channel alive.
+//! Which semantics where (API.md, the crate's contract: "`after` and `tick` behave as
+//! crossbeam-channel's"):
+//! - [`after`] and [`tick`] are `goro::chan`'s timer channels ([`chan::after`],
+//!   [`chan::tick`]), with crossbeam-channel's behaviour: `after` delivers its deadline (the
+//!   instant of the call plus `d`), `tick` delivers each tick's due time, a zero period ticks
+//!   on every receive, and in a select every timer channel whose time has come is ready (of
+//!   two `after`s the earlier wins). They need no timer object: receivers read the clock.
+//!   Where Go differs: Go's `time.After` delivers the instant it fired and `time.Tick(0)` is a
+//!   nil channel.
+//! - [`Timer`], [`Ticker`] and [`after_func`] keep Go's semantics: they deliver the instant
+//!   they fired, `Ticker::new(0)` panics like `NewTicker`, a slow receiver makes a ticker drop
+//!   ticks (and one waiting tick is all it ever holds), and `stop`/`reset` follow Go 1.23+.
+//!
+//! [`chan::after`]: crate::chan::after
+//! [`chan::tick`]: crate::chan::tick
+//!
+//! `Timer`, `Ticker` and `after_func` are built on the shared timer facility
+//! (`sched::timers`: one-shot callbacks at a deadline); `sleep` and every `*_timeout` use
+//! `park_until` and need no timer object. This module sits above `chan`: the channels of
+//! `Timer` and `Ticker` are ordinary channels of capacity 1 (`chan::timer_channel`), fed by
+//! timer callbacks through a weak reference, so a timer never keeps a dropped receiver's
+//! channel alive.
 //!
 //! `Timer` and `Ticker` follow Go 1.23+: every arming carries a sequence number; `stop` and
 //! `reset` bump it under the timer's lock, cancel the pending callback and drain the channel,
@@ -32,33 +46,29 @@ pub fn sleep(d: Duration) {
     park::sleep(d)
 }
 
-/// A channel that receives the current instant once, after `d` (Go's `time.After`: the message
-/// is the instant the timer fired). It is never closed; after its one message, receives block.
-/// [`chan::after`](crate::chan::after) is crossbeam-channel's version (it delivers the
-/// deadline, and needs no timer).
+/// A channel that delivers one message once `d` has passed: the deadline, i.e. the instant
+/// of the call plus `d` (crossbeam-channel's `after`; the same as [`chan::after`], except that
+/// a `d` too long to represent waits a hundred years instead of forever, so that it still
+/// counts as a pending timer for `run`'s deadlock detection, as Go's `time.After` does). It
+/// is never closed; after its one message, receives block. For Go's firing instant use
+/// [`Timer`].
+///
+/// [`chan::after`]: crate::chan::after
 pub fn after(d: Duration) -> Receiver<Instant> {
-    let (weak, rx) = chan::timer_channel();
-    if d.is_zero() {
-        chan::timer_deliver(&weak, Instant::now());
-    } else {
-        timers::schedule(crate::deadline::after(d), move || {
-            chan::timer_deliver(&weak, Instant::now());
-        });
-    }
-    rx
+    chan::at(crate::deadline::after(d))
 }
 
-/// A channel that receives the current instant every `d` (Go's `time.Tick`); a slow receiver
-/// misses ticks, it never gets a backlog. It runs until the receiver is dropped. As Go's
-/// `Tick`, a zero period gives a channel that never delivers ([`chan::tick`](crate::chan::tick),
-/// crossbeam-channel's version, fires on every receive instead).
+/// A channel that delivers a message every `d` (crossbeam-channel's `tick`; the same as
+/// [`chan::tick`]): each message is the time its tick was due, and the next tick is due `d`
+/// after the later of that time and the moment it was received, so a slow receiver misses
+/// ticks instead of collecting a backlog. A zero `d` delivers on every receive (Go's
+/// `time.Tick(0)` would never deliver). Periods beyond a hundred years tick every hundred
+/// years (a pending timer for deadlock detection, as with [`after`]). For Go's ticker use
+/// [`Ticker`].
+///
+/// [`chan::tick`]: crate::chan::tick
 pub fn tick(d: Duration) -> Receiver<Instant> {
-    if d.is_zero() {
-        return chan::never();
-    }
-    let (shared, rx) = TickerShared::start(d);
-    drop(shared);
-    rx
+    chan::tick(d.min(crate::deadline::FAR))
 }
 
 /// Run `f` in its own coroutine.
