@@ -574,7 +574,7 @@ impl WorkerLocal {
                 Ok(s) => unsafe { (*inner).stack = Some(s) },
                 Err(e) => {
                     crate::stack::STACKS_EXHAUSTED.store(true, Ordering::Relaxed);
-                    eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id);
+                    crate::util::report(format_args!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic", co.id));
                     // SAFETY: as above; the task is run by nobody else, and this coroutine is
                     // never resumed (DONE below).
                     unsafe { co.fail_task(e, coroutine_exiting) };
@@ -660,7 +660,9 @@ unsafe fn coroutine_entry(arg: *mut ()) {
     struct AbortOnUnwind;
     impl Drop for AbortOnUnwind {
         fn drop(&mut self) {
-            eprintln!("goro: fatal: an unwind escaped a coroutine body");
+            crate::util::report(format_args!(
+                "goro: fatal: an unwind escaped a coroutine body"
+            ));
             std::process::abort();
         }
     }
@@ -677,10 +679,10 @@ pub(crate) fn run(shared: &'static WorkerShared) {
     crate::census::runtime_thread();
     if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
         let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
-        eprintln!(
+        crate::util::report(format_args!(
             "goro: fatal internal error on worker {}: {msg}",
             shared.index
-        );
+        ));
         std::process::abort();
     }
 }
