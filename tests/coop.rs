@@ -1,10 +1,17 @@
 //! Cooperative scheduling, checked in child processes (each child has one worker, set through
 //! `GOMAXPROCS`, and a livelocked child must be killed rather than hang the suite):
-//! the monitor's "running without yielding" report reaches stderr even under libtest's output
-//! capture.
+//! - the monitor's "running without yielding" report reaches stderr even under libtest's output
+//!   capture, for a pure CPU loop and for a loop of goro calls that never park;
+//! - the cooperative budget (`sched/coop.rs`): a coroutine spinning on goro operations that
+//!   never park (`try_send`, unbounded `send`, buffered send/recv, `try_recv`, `try_iter`,
+//!   `select!` with `default`, mutex lock/unlock, socket I/O) lets the coroutine it waits for,
+//!   on the same worker, run. Each spinner fails its child after a few seconds instead of
+//!   livelocking.
 
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long a child may run before the parent kills it and fails. Generous: a passing child
 /// takes well under a second.
@@ -89,4 +96,253 @@ fn a_coroutine_spinning_on_the_cpu_is_reported_on_stderr() {
         stderr.contains("without yielding") && stderr.contains("on worker 0"),
         "no report on stderr:\n{stderr}"
     );
+}
+
+#[test]
+fn child_spins_on_try_recv_alone() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (_tx, rx) = goro::chan::bounded::<u32>(1);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(800) {
+            assert!(rx.try_recv().is_err());
+        }
+    });
+}
+
+/// goro operations that never park are not progress: a coroutine alone on its worker that
+/// spins on `try_recv` does not yield (nothing else could run) and is reported like any busy
+/// loop.
+#[test]
+fn a_coroutine_spinning_on_try_recv_alone_is_reported() {
+    if is_child() {
+        return;
+    }
+    let stderr = passing_child(
+        "child_spins_on_try_recv_alone",
+        &[("GORO_STUCK_REPORT_MS", "200")],
+    );
+    assert!(
+        stderr.contains("without yielding"),
+        "no report on stderr:\n{stderr}"
+    );
+}
+
+// ---- the budget: a spinner lets the coroutine it waits for run (one worker) ------------------
+
+/// A spinner's guard: panics (failing the child, instead of livelocking until the parent's
+/// limit) after `SPIN_LIMIT` of spinning.
+struct Spin {
+    t0: Instant,
+    rounds: u64,
+}
+
+const SPIN_LIMIT: Duration = Duration::from_secs(5);
+
+impl Spin {
+    fn new() -> Spin {
+        assert_eq!(goro::gomaxprocs(0), 1, "the child must run on one worker");
+        Spin {
+            t0: Instant::now(),
+            rounds: 0,
+        }
+    }
+
+    fn round(&mut self) {
+        self.rounds += 1;
+        if self.rounds % 1024 == 0 && self.t0.elapsed() > SPIN_LIMIT {
+            panic!("still spinning after {SPIN_LIMIT:?}: the coroutine it waits for never ran");
+        }
+    }
+}
+
+/// A consumer parked on `wake`, which sets `done` once woken.
+fn consumer_setting_done<T: Send + 'static>(
+    wake: goro::chan::Receiver<T>,
+) -> (Arc<AtomicBool>, goro::JoinHandle<()>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let h = goro::go!(move || {
+        let _ = wake.recv();
+        d.store(true, Ordering::SeqCst);
+    });
+    goro::gosched(); // let it start and park on `wake`
+    (done, h)
+}
+
+#[test]
+fn child_try_send_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (tx, rx) = goro::chan::bounded::<u64>(1);
+        let (done, h) = consumer_setting_done(rx);
+        let mut spin = Spin::new();
+        let mut n = 0;
+        while !done.load(Ordering::SeqCst) {
+            let _ = tx.try_send(n); // the first wakes the consumer; then Full, then Disconnected
+            n += 1;
+            spin.round();
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn a_try_send_spinner_lets_the_consumer_it_woke_run() {
+    if !is_child() {
+        passing_child("child_try_send_spinner", &[]);
+    }
+}
+
+#[test]
+fn child_unbounded_send_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (tx, rx) = goro::chan::unbounded::<u64>();
+        let (done, h) = consumer_setting_done(rx);
+        let mut n = 0u64;
+        while !done.load(Ordering::SeqCst) {
+            let _ = tx.send(n);
+            n += 1;
+            // Every message stays queued while the consumer cannot run: give up early rather
+            // than eat the machine's memory (the bug grew it by ~150 MB/s).
+            assert!(
+                n < 1_000_000,
+                "{n} sends and the consumer they woke never ran"
+            );
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn an_unbounded_send_spinner_lets_the_consumer_it_woke_run() {
+    if !is_child() {
+        passing_child("child_unbounded_send_spinner", &[]);
+    }
+}
+
+#[test]
+fn child_buffered_round_trip_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (wake_tx, wake_rx) = goro::chan::bounded::<()>(1);
+        let (done, h) = consumer_setting_done(wake_rx);
+        wake_tx.send(()).unwrap();
+        // A bounded send and receive on a channel of its own: both always succeed at once.
+        let (tx, rx) = goro::chan::bounded::<u64>(4);
+        let mut spin = Spin::new();
+        while !done.load(Ordering::SeqCst) {
+            tx.send(1).unwrap();
+            rx.recv().unwrap();
+            spin.round();
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn a_buffered_send_recv_spinner_lets_the_consumer_it_woke_run() {
+    if !is_child() {
+        passing_child("child_buffered_round_trip_spinner", &[]);
+    }
+}
+
+#[test]
+fn child_try_recv_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (tx, rx) = goro::chan::bounded::<u32>(1);
+        // A fresh coroutine on this worker that the spinner waits for.
+        goro::go!(move || tx.send(7).unwrap());
+        let mut spin = Spin::new();
+        let v = loop {
+            match rx.try_recv() {
+                Ok(v) => break v,
+                Err(goro::chan::TryRecvError::Empty) => spin.round(),
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(v, 7);
+    });
+}
+
+#[test]
+fn a_try_recv_spinner_lets_the_sender_run() {
+    if !is_child() {
+        passing_child("child_try_recv_spinner", &[]);
+    }
+}
+
+#[test]
+fn child_try_iter_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (go_tx, go_rx) = goro::chan::bounded::<()>(0);
+        let (tx, rx) = goro::chan::unbounded::<u32>();
+        // A started coroutine, parked until the spinner wakes it.
+        let h = goro::go!(move || {
+            go_rx.recv().unwrap();
+            for i in 0..10 {
+                tx.send(i).unwrap();
+            }
+        });
+        goro::gosched();
+        go_tx.try_send(()).unwrap();
+        let mut spin = Spin::new();
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            got.extend(rx.try_iter());
+            spin.round();
+        }
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn a_try_iter_spinner_lets_the_coroutine_it_woke_send() {
+    if !is_child() {
+        passing_child("child_try_iter_spinner", &[]);
+    }
+}
+
+#[test]
+fn child_select_default_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let (tx, rx) = goro::chan::bounded::<u32>(0);
+        let (_never_tx, never_rx) = goro::chan::bounded::<u32>(0);
+        goro::go!(move || tx.send(7).unwrap());
+        let mut spin = Spin::new();
+        let v = loop {
+            goro::select! {
+                recv(rx) -> v => break v.unwrap(),
+                recv(never_rx) -> _ => unreachable!(),
+                default => spin.round(),
+            }
+        };
+        assert_eq!(v, 7);
+    });
+}
+
+#[test]
+fn a_select_default_spinner_lets_the_sender_run() {
+    if !is_child() {
+        passing_child("child_select_default_spinner", &[]);
+    }
 }

@@ -24,6 +24,7 @@
 /// chosen), and at most one `default => expr` (nothing ready: run it at once) or
 /// `default(timeout) => expr` (nothing became ready in time). Ready cases are chosen
 /// uniformly at random. An arm's body is an expression followed by `,`, or a block.
+/// Counts against the cooperative budget (see [`gosched`](crate::gosched)).
 #[macro_export]
 macro_rules! select {
     ($($tokens:tt)*) => {

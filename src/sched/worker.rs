@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use super::coop;
 use super::poller;
 use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
 use crate::co::CoRef;
@@ -215,6 +216,23 @@ impl WorkerLocal {
             self.ready_q().push_back(earlier);
         }
         self.suspend_current(cop);
+    }
+
+    /// Whether another coroutine could run on this worker now (the cooperative budget's check,
+    /// `coop.rs`: a few loads, made once per budget). Includes the yielded slot, so that two
+    /// coroutines spending their budgets take turns, and an expired local timeout.
+    pub(crate) fn others_runnable(&self) -> bool {
+        !self.shared.runnext.load(Ordering::Relaxed).is_null()
+            || !self.ready_q().is_empty()
+            || !self.yielded.get().is_null()
+            || !self.shared.inbox.is_empty()
+            || self.shared.lifo.len() > 0
+            || self.shared.runq.len() > 0
+            || !self.retiring() && !rt().global.is_empty()
+            || self
+                .heap()
+                .peek()
+                .is_some_and(|t| t.deadline <= Instant::now())
     }
 
     pub(crate) fn add_timeout(&self, deadline: Instant, seq: u64, cop: *const Co) {
@@ -529,6 +547,7 @@ impl WorkerLocal {
             sh.tick.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+        coop::refill();
         // SAFETY: the coroutine is ours to run (popped from our queue / started here) and not
         // running; its context was created by `start`. Raw pointer access: the coroutine itself
         // reaches the same field through its own raw pointer when it suspends.
