@@ -346,3 +346,65 @@ fn a_select_default_spinner_lets_the_sender_run() {
         passing_child("child_select_default_spinner", &[]);
     }
 }
+
+#[test]
+fn child_mutex_spinner() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let m = Arc::new(goro::sync::Mutex::new(0u64));
+        let done = Arc::new(AtomicBool::new(false));
+        let g = m.lock();
+        let (m2, d) = (m.clone(), done.clone());
+        let h = goro::go!(move || {
+            *m2.lock() += 1; // parks: the spinner holds the lock
+            d.store(true, Ordering::SeqCst);
+        });
+        goro::gosched(); // the waiter starts and parks on the lock
+        drop(g); // wakes it
+        let mut spin = Spin::new();
+        while !done.load(Ordering::SeqCst) {
+            *m.lock() += 1;
+            spin.round();
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn a_mutex_lock_unlock_spinner_lets_the_waiter_it_woke_run() {
+    if !is_child() {
+        passing_child("child_mutex_spinner", &[]);
+    }
+}
+
+#[test]
+fn child_socket_spinner() {
+    if !is_child() {
+        return;
+    }
+    use std::io::{Read, Write};
+    goro::run(|| {
+        let (wake_tx, wake_rx) = goro::chan::bounded::<()>(1);
+        let (done, h) = consumer_setting_done(wake_rx);
+        wake_tx.send(()).unwrap();
+        // Writes and reads on a socket pair of its own: each finds the socket ready.
+        let (mut a, mut b) = goro::net::UnixStream::pair().unwrap();
+        let mut spin = Spin::new();
+        let mut byte = [0u8; 1];
+        while !done.load(Ordering::SeqCst) {
+            a.write_all(b"x").unwrap();
+            b.read_exact(&mut byte).unwrap();
+            spin.round();
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn a_socket_io_spinner_lets_the_consumer_it_woke_run() {
+    if !is_child() {
+        passing_child("child_socket_spinner", &[]);
+    }
+}
