@@ -408,3 +408,54 @@ fn a_socket_io_spinner_lets_the_consumer_it_woke_run() {
         passing_child("child_socket_spinner", &[]);
     }
 }
+
+#[test]
+fn child_spinner_beside_a_ping_pong_pair() {
+    if !is_child() {
+        return;
+    }
+    goro::run(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        // A pair that keeps each other runnable forever (each wakes the other into `runnext`).
+        let (ab_tx, ab_rx) = goro::chan::bounded::<u64>(0);
+        let (ba_tx, ba_rx) = goro::chan::bounded::<u64>(0);
+        let s = stop.clone();
+        let p = goro::go!(move || {
+            let mut v = 0;
+            while !s.load(Ordering::SeqCst) {
+                ab_tx.send(v).unwrap();
+                v = ba_rx.recv().unwrap();
+            }
+            drop(ab_tx);
+        });
+        let q = goro::go!(move || {
+            while let Ok(v) = ab_rx.recv() {
+                if ba_tx.send(v + 1).is_err() {
+                    break;
+                }
+            }
+        });
+        goro::gosched(); // the pair starts
+                         // A coroutine whose every call returns at once: its budget runs out again and again,
+                         // and each time it yields to the pair. It must still get turns of its own.
+        let (_tx, rx) = goro::chan::bounded::<u32>(1);
+        let mut spin = Spin::new();
+        for _ in 0..10 * 128 {
+            assert!(rx.try_recv().is_err());
+            spin.round();
+        }
+        stop.store(true, Ordering::SeqCst);
+        p.join().unwrap();
+        q.join().unwrap();
+    });
+}
+
+/// A coroutine that yields (here: because its budget ran out) waits in a slot that runs when
+/// nothing else is runnable; a ping-pong pair on its worker is never "nothing else", so the
+/// slot must also be served every few scheduling rounds.
+#[test]
+fn a_budget_yielder_is_not_starved_by_a_ping_pong_pair() {
+    if !is_child() {
+        passing_child("child_spinner_beside_a_ping_pong_pair", &[]);
+    }
+}

@@ -21,9 +21,10 @@
 //!     this worker). Only the owner touches it;
 //!   - `inbox`: started coroutines woken from other threads, pushed by the waker and drained by
 //!     the owner;
-//!   - `yielded`: the coroutine that last called `gosched`; it runs again only when nothing
-//!     else on the worker is runnable (Go puts it on the global queue for the same effect), so
-//!     a coroutine that yields in a loop while it waits for another cannot starve it.
+//!   - `yielded`: the coroutine that last called `gosched`; it runs again when nothing else
+//!     on the worker is runnable (Go puts it on the global queue for the same effect), so a
+//!     coroutine that yields in a loop while it waits for another cannot starve it; and every
+//!     61 rounds it joins `ready`, so that coroutines waking each other cannot starve it.
 //! * **The soundness rule.** A coroutine's stack may hold `!Send` values and the compiler may
 //!   cache thread-local addresses across calls, so resuming a *started* coroutine on another OS
 //!   thread is undefined behaviour that no type bound rules out (the unsoundness of `may`'s

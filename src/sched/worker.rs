@@ -61,9 +61,11 @@ pub(crate) struct WorkerLocal {
     pub(crate) current: Cell<*const Co>,
     /// Started coroutines, runnable (alive through the registry: raw pointers, no refcounting).
     ready: UnsafeCell<VecDeque<*const Co>>,
-    /// The coroutine that last called `gosched`, or null. It runs again only when nothing else
-    /// is runnable here (after the fresh ones too, as Go's `Gosched` puts it behind the local
-    /// queue): a coroutine yielding in a loop while it waits for a fresh one cannot starve it.
+    /// The coroutine that last called `gosched` (or ran out of its cooperative budget), or
+    /// null. It runs again when nothing else is runnable here (after the fresh ones too, as
+    /// Go's `Gosched` puts it behind the local queue): a coroutine yielding in a loop while it
+    /// waits for a fresh one cannot starve it. Every `FAIRNESS_TICKS` rounds it moves to the
+    /// back of `ready`, so that coroutines which keep each other runnable cannot starve it.
     yielded: Cell<*const Co>,
     /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
     retiring: Cell<bool>,
@@ -291,6 +293,14 @@ impl WorkerLocal {
             retiring = self.refresh_retiring();
             while let Some(c) = self.shared.inbox.pop() {
                 self.ready_q().push_back(c.0);
+            }
+            // The yielded slot runs only when nothing else is runnable, which coroutines that
+            // keep waking each other (a ping-pong pair in `runnext`) can make never: give it a
+            // turn in the queue now and then (Go's `Gosched` goes to the global queue, which
+            // is served every 61 rounds for the same reason).
+            let y = self.yielded.replace(std::ptr::null());
+            if !y.is_null() {
+                self.ready_q().push_back(y);
             }
             if !self.heap().is_empty() {
                 self.fire_timeouts(Instant::now());
