@@ -353,6 +353,7 @@ pub(crate) fn coop_spend() {
 #[cold]
 #[inline(never)]
 fn budget_spent() {
+    coop::refill();
     if let Some(l) = this_worker() {
         if !l.current.get().is_null() && l.others_runnable() {
             l.yield_current();
