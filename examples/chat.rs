@@ -33,9 +33,6 @@ const MAX_LINE: usize = 4096;
 /// The most a writer sends in one `write` when lines have queued up.
 const WRITE_BATCH: usize = 64 * 1024;
 
-/// The hub yields to other coroutines after this many messages in a row.
-const HUB_YIELD_EVERY: u64 = 32;
-
 /// One line of output, shared by every client it is sent to.
 type Line = Arc<str>;
 
@@ -183,13 +180,10 @@ fn hub(ch: HubChannels, tick: Duration, max_backlog: usize) {
             recv(ch.messages) -> m => match m {
                 Ok(m) => {
                     hub.relayed += 1;
+                    // While readers on other workers keep `messages` full, the hub never
+                    // parks; goro's cooperative budget (its channel operations spend it) still
+                    // makes it yield to the writers pinned to its worker now and then.
                     hub.broadcast(Some(m.from), m.line);
-                    // goro does not preempt: while readers on other workers keep `messages`
-                    // full, the hub never parks, and the writers pinned to its worker would
-                    // not run (their queues would only grow). Yield now and then.
-                    if hub.relayed % HUB_YIELD_EVERY == 0 {
-                        goro::gosched();
-                    }
                 }
                 Err(_) => return,
             },

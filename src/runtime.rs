@@ -68,6 +68,15 @@ pub fn num_cpu() -> usize {
 
 /// Yield: let other runnable coroutines run, then continue (on a plain thread:
 /// `std::thread::yield_now`).
+///
+/// # The cooperative budget
+/// goro does not preempt, but its own operations yield for you now and then: channel sends,
+/// receives and selections, `sync` lock and acquire calls, and `io`/`net` operations each
+/// spend one unit of a budget of 128 that refills whenever the coroutine parks or yields. When
+/// it runs out, the operation first yields as `gosched` does if another coroutine is runnable
+/// on the same worker, so a loop of `try_send`s or `try_recv`s cannot starve the coroutine it
+/// waits for. Plain threads never yield this way. A pure CPU loop that calls none of them still
+/// needs an explicit `gosched` (the monitor reports one that runs for over a second).
 pub fn gosched() {
     sched::yield_now()
 }

@@ -8,6 +8,7 @@
 //! - [`Rng`] and [`random_u64`]: one xorshift64* generator, for randomised choices (which
 //!   worker to steal from, the order of `select!`'s cases). Fast and statistically fair for
 //!   that; not for anything secret.
+//! - [`report`]: print a diagnostic of goro's own threads straight to the process's stderr.
 
 use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +17,21 @@ use std::sync::{Mutex, MutexGuard};
 #[inline]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Write a diagnostic line of goro's own threads (the monitor, workers, the timer thread)
+/// straight to the process's stderr, as `eprintln!` would outside tests.
+///
+/// Not `eprintln!`: a thread inherits the output capture of the thread that spawned it, so
+/// under libtest the runtime's threads print into the capture buffer of whichever test started
+/// the runtime. A report there shows only if that test fails, goes nowhere once that test has
+/// ended, and is lost with the process if it hangs and is killed: exactly when a report such
+/// as "has run for N ms without yielding" is the one clue. `io::stderr()` bypasses capture.
+pub(crate) fn report(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_fmt(args);
+    let _ = e.write_all(b"\n");
 }
 
 /// The message of a panic payload (`panic!("...")` or `panic!("{x}")`), if it is text.

@@ -428,7 +428,9 @@ impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
 impl<T> Sender<T> {
     /// Send `msg`, blocking while the channel is full (unbuffered: until a receiver takes it).
     /// Fails, handing `msg` back, if the channel is or gets closed.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        crate::park::coop_spend();
         self.chan.send(msg, None).map_err(|e| match e {
             SendTimeoutError::Disconnected(m) => SendError(m),
             SendTimeoutError::Timeout(_) => unreachable!(),
@@ -436,17 +438,22 @@ impl<T> Sender<T> {
     }
 
     /// Send without blocking: `Full` if it would block, `Disconnected` if closed.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        crate::park::coop_spend();
         self.chan.try_send(msg)
     }
 
     /// Send, waiting at most `timeout`.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         self.send_deadline(msg, crate::deadline::after(timeout))
     }
 
     /// Send, waiting until `deadline` at most.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        crate::park::coop_spend();
         self.chan.send(msg, Some(deadline))
     }
 
@@ -525,31 +532,46 @@ impl<T> fmt::Debug for Sender<T> {
 impl<T> Receiver<T> {
     /// Receive a message, blocking until one is available; `Err` once the channel is closed
     /// and drained.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn recv(&self) -> Result<T, RecvError> {
+        crate::park::coop_spend();
         self.chan.recv(None).map_err(|_| RecvError)
     }
 
     /// Receive without blocking.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        crate::park::coop_spend();
+        self.chan.try_recv()
+    }
+
+    /// [`try_recv`](Self::try_recv) without spending the cooperative budget (it never yields):
+    /// for goro's own code that drains a channel while it holds a lock.
+    pub(crate) fn try_recv_uncounted(&self) -> Result<T, TryRecvError> {
         self.chan.try_recv()
     }
 
     /// Receive, waiting at most `timeout`.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_deadline(crate::deadline::after(timeout))
     }
 
     /// Receive, waiting until `deadline` at most.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        crate::park::coop_spend();
         self.chan.recv(Some(deadline))
     }
 
     /// A blocking iterator; ends when the channel is closed and drained (Go's `range ch`).
+    /// Each item counts against the cooperative budget (see [`crate::gosched`]).
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }
     }
 
     /// A non-blocking iterator over the messages available now.
+    /// Each item counts against the cooperative budget (see [`crate::gosched`]).
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }

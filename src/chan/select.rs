@@ -105,6 +105,7 @@ pub(crate) fn run_select<'a>(
     timeout: Blocking,
     biased: bool,
 ) -> Option<(Token, usize, usize)> {
+    crate::park::coop_spend();
     if cases.is_empty() {
         match timeout {
             Blocking::No => return None,
@@ -226,6 +227,7 @@ fn publish_and_wait(
 
 /// Wait until some case is ready (without performing it).
 pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Blocking, biased: bool) -> Option<usize> {
+    crate::park::coop_spend();
     if cases.is_empty() {
         match timeout {
             Blocking::No => return None,
@@ -282,6 +284,8 @@ pub(crate) fn run_ready(cases: &mut [Case<'_>], timeout: Blocking, biased: bool)
 const INLINE: usize = 8;
 
 /// Select over a set of operations known only at run time (crossbeam-channel's `Select`).
+/// Each selection (`select`, `try_select`, `ready`, ...) counts against the cooperative budget
+/// (see [`crate::gosched`]).
 ///
 /// ```
 /// use goro::chan::{bounded, Select};

@@ -26,6 +26,7 @@
 /// allowed inside the parentheses (`recv(r,)`, `send(s, v,)`, `default(t,)`), as in
 /// crossbeam-channel. Ready cases are chosen uniformly at random. An arm's body is an
 /// expression followed by `,`, or a block.
+/// Counts against the cooperative budget (see [`gosched`](crate::gosched)).
 #[macro_export]
 macro_rules! select {
     ($($tokens:tt)*) => {

@@ -4,6 +4,7 @@
 //! other crates) and turns its non-blocking operations into blocking-style ones that park the
 //! calling coroutine — its worker runs other coroutines meanwhile — or block a plain thread.
 //! `goro::net` is built on the same machinery. [`copy`] moves bytes between two such ends.
+//! Every operation counts against the cooperative budget (see [`crate::gosched`]).
 //!
 //! Layers (data flows downwards, no module imports one above it): `fd.rs` (the public wrapper
 //! and the crate-internal `Registration`) → `wait.rs` (the try/park/retry loop, coroutines and

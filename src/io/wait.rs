@@ -34,12 +34,15 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// waiting for readiness in direction `dir` in between. `op_deadline` is the deadline of this
 /// one call (from a per-operation timeout, or `connect_timeout`); the descriptor's absolute
 /// deadline for `dir` is re-read on every round, so changing it wakes and re-aims the wait.
+/// Every call spends one unit of the cooperative budget (`sched/coop.rs`): a coroutine whose
+/// reads and writes always find the socket ready would otherwise never let others run.
 pub(crate) fn op<R>(
     desc: &Desc,
     dir: Dir,
     op_deadline: Option<Instant>,
     mut f: impl FnMut() -> io::Result<R>,
 ) -> io::Result<R> {
+    park::coop_spend();
     let slot = desc.slot(dir);
     loop {
         let abs = desc.deadline(dir);

@@ -1,6 +1,8 @@
 //! Blocking-style networking on goro's netpoller: std::net's types and names, where a call that
 //! would block parks the calling coroutine (its worker runs other coroutines meanwhile) and, on
-//! a plain thread, blocks the thread.
+//! a plain thread, blocks the thread. Every operation counts against the cooperative budget
+//! (see [`crate::gosched`]), so one that always finds its socket ready still lets the other
+//! coroutines of its worker run.
 //!
 //! Write a server the plain way — one coroutine per connection — and it scales as in Go:
 //!

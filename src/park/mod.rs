@@ -99,6 +99,13 @@ pub(crate) fn refresh_current(slot: &mut Option<Unparker>) {
     *slot = Some(current());
 }
 
+/// Spend one unit of the caller's cooperative budget: every goro operation that may complete
+/// without parking calls this first (it may yield; see `sched/coop.rs`).
+#[inline]
+pub(crate) fn coop_spend() {
+    sched::coop_spend();
+}
+
 /// Whether the caller runs on a goro coroutine.
 pub(crate) fn in_coroutine() -> bool {
     sched::in_coroutine()

@@ -23,9 +23,10 @@
 //!     this worker). Only the owner touches it;
 //!   - `inbox`: started coroutines woken from other threads, pushed by the waker and drained by
 //!     the owner;
-//!   - `yielded`: the coroutine that last called `gosched`; it runs again only when nothing
-//!     else on the worker is runnable (Go puts it on the global queue for the same effect), so
-//!     a coroutine that yields in a loop while it waits for another cannot starve it.
+//!   - `yielded`: the coroutine that last called `gosched`; it runs again when nothing else
+//!     on the worker is runnable (Go puts it on the global queue for the same effect), so a
+//!     coroutine that yields in a loop while it waits for another cannot starve it; and every
+//!     61 rounds it joins `ready`, so that coroutines waking each other cannot starve it.
 //! * **The soundness rule.** A coroutine's stack may hold `!Send` values and the compiler may
 //!   cache thread-local addresses across calls, so resuming a *started* coroutine on another OS
 //!   thread is undefined behaviour that no type bound rules out (the unsoundness of `may`'s
@@ -49,6 +50,9 @@
 //!   locks: the coroutine never leaves that worker). The worker checks it every 61 rounds and
 //!   before sleeping; entries made stale by an earlier wake-up are skipped, and compacted away
 //!   when they outnumber the live ones. Callback timers (`sched::timers`) are separate.
+//! * **Cooperative budget** (`coop.rs`): goro's non-parking operations spend a per-thread
+//!   budget refilled at every switch-in; when it is gone the coroutine yields if anything else
+//!   on its worker is runnable, so a loop of `try_send`s cannot starve the coroutine it woke.
 //! * **Monitor** (`sysmon.rs`, Go's sysmon): notices a worker stuck in one coroutine (a busy
 //!   loop or a blocking syscall), moves that worker's fresh coroutines to the global queue so
 //!   others run them, and reports it once; and runs `run`'s deadlock detector.
@@ -60,15 +64,18 @@
 //!   missed.
 //!
 //! Files: `shared.rs` (state other threads see: `Runtime`, `WorkerShared`), `worker.rs` (the
-//! owner-only half and the loop; imports `shared` only), this file (starting the runtime and
-//! the crate-internal interface: park/unpark/spawn/yield, on top of both), `sysmon.rs`,
-//! `timers.rs`, `reasons.rs` (`WaitReason`), `dump.rs`, `panic_hook.rs`, and the queues
-//! (`runq.rs`, `lifo.rs`, `global.rs`). Coroutine state transitions live in `co/state.rs`.
+//! owner-only half and the loop; imports `shared` and `coop` only), this file (starting the
+//! runtime and the crate-internal interface: park/unpark/spawn/yield/budget, on top of both),
+//! `coop.rs` (the budget counter), `sysmon.rs`, `timers.rs`, `reasons.rs` (`WaitReason`),
+//! `dump.rs`, `panic_hook.rs`, and the queues (`runq.rs`, `lifo.rs`, `global.rs`). Coroutine
+//! state transitions live in `co/state.rs`.
 //!
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
-//! ([`this_worker`]) and never held across a context switch.
+//! ([`this_worker`]) and never held across a context switch (the budget counter of `coop.rs`
+//! is inlined; its module docs argue why that is sound).
 
 pub(crate) mod compaction;
+mod coop;
 mod dump;
 mod global;
 pub(crate) mod lifo;
@@ -455,6 +462,26 @@ pub(crate) fn yield_now() {
     match switchable() {
         Some((l, _)) => l.yield_current(),
         None => std::thread::yield_now(),
+    }
+}
+
+/// Spend one unit of the cooperative budget (`coop.rs`) on a goro operation: when the budget
+/// is gone, a coroutine yields if anything else is runnable on its worker.
+#[inline]
+pub(crate) fn coop_spend() {
+    if coop::take() {
+        budget_spent();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn budget_spent() {
+    coop::refill();
+    if let Some(l) = this_worker() {
+        if !l.current.get().is_null() && l.others_runnable() {
+            l.yield_current();
+        }
     }
 }
 

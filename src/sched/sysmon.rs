@@ -70,10 +70,10 @@ fn run() {
                 let moved = rescue_fresh(r, w, &rescue);
                 if report_ms > 0 && now.saturating_sub(since) >= report_ms && reported[i] != tick {
                     reported[i] = tick;
-                    eprintln!(
+                    crate::util::report(format_args!(
                         "goro: coroutine {running} has run for {} ms on worker {i} without yielding (a busy loop or a blocking call?); {moved} waiting coroutines moved to other workers",
                         now.saturating_sub(since)
-                    );
+                    ));
                 }
             }
             last_tick[i] = tick;
@@ -187,6 +187,8 @@ fn all_asleep(r: &'static Runtime) -> bool {
 
 fn report_deadlock() -> ! {
     let dump = crate::runtime::dump();
-    eprintln!("fatal error: all coroutines are asleep - deadlock!\n\n{dump}");
+    crate::util::report(format_args!(
+        "fatal error: all coroutines are asleep - deadlock!\n\n{dump}"
+    ));
     std::process::exit(2);
 }

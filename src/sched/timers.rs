@@ -170,7 +170,9 @@ fn run_timer_thread() {
                         // A panicking callback must not take every other timer down with it.
                         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(cb)) {
                             let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
-                            eprintln!("goro: a timer callback panicked: {msg}");
+                            crate::util::report(format_args!(
+                                "goro: a timer callback panicked: {msg}"
+                            ));
                         }
                     }
                     // Uncounted only now: until its callback has run, a timer may wake someone.

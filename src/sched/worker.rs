@@ -12,6 +12,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
 use super::compaction;
+use super::coop;
 use super::poller;
 use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
 use crate::co::CoRef;
@@ -67,9 +68,11 @@ pub(crate) struct WorkerLocal {
     /// hand-over between two coroutines of one worker costs no locked instruction here. It
     /// runs before the fresh half (the newest wake-up is the hottest in cache).
     next_started: Cell<*const Co>,
-    /// The coroutine that last called `gosched`, or null. It runs again only when nothing else
-    /// is runnable here (after the fresh ones too, as Go's `Gosched` puts it behind the local
-    /// queue): a coroutine yielding in a loop while it waits for a fresh one cannot starve it.
+    /// The coroutine that last called `gosched` (or ran out of its cooperative budget), or
+    /// null. It runs again when nothing else is runnable here (after the fresh ones too, as
+    /// Go's `Gosched` puts it behind the local queue): a coroutine yielding in a loop while it
+    /// waits for a fresh one cannot starve it. Every `FAIRNESS_TICKS` rounds it moves to the
+    /// back of `ready`, so that coroutines which keep each other runnable cannot starve it.
     yielded: Cell<*const Co>,
     /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
     retiring: Cell<bool>,
@@ -300,6 +303,24 @@ impl WorkerLocal {
         self.suspend_current(cop);
     }
 
+    /// Whether another coroutine could run on this worker now (the cooperative budget's check,
+    /// `coop.rs`: a few loads, made once per budget). Includes the yielded slot, so that two
+    /// coroutines spending their budgets take turns, and an expired local timeout.
+    pub(crate) fn others_runnable(&self) -> bool {
+        !self.next_started.get().is_null()
+            || !self.shared.runnext.load(Ordering::Relaxed).is_null()
+            || !self.ready_q().is_empty()
+            || !self.yielded.get().is_null()
+            || !self.shared.inbox.is_empty()
+            || self.shared.lifo.len() > 0
+            || self.shared.runq.len() > 0
+            || !self.retiring() && !rt().global.is_empty()
+            || self
+                .heap()
+                .peek()
+                .is_some_and(|t| t.deadline <= Instant::now())
+    }
+
     pub(crate) fn add_timeout(&self, deadline: Instant, seq: u64, cop: *const Co) {
         // SAFETY: `cop` is the running coroutine, kept alive by the registry.
         let co = unsafe { CoRef::from_borrowed(cop) };
@@ -356,6 +377,14 @@ impl WorkerLocal {
             retiring = self.refresh_retiring();
             while let Some(c) = self.shared.inbox.pop() {
                 self.ready_q().push_back(c.0);
+            }
+            // The yielded slot runs only when nothing else is runnable, which coroutines that
+            // keep waking each other (a ping-pong pair in `runnext`) can make never: give it a
+            // turn in the queue now and then (Go's `Gosched` goes to the global queue, which
+            // is served every 61 rounds for the same reason).
+            let y = self.yielded.replace(std::ptr::null());
+            if !y.is_null() {
+                self.ready_q().push_back(y);
             }
             if !self.heap().is_empty() {
                 self.fire_timeouts(Instant::now());
@@ -660,6 +689,7 @@ impl WorkerLocal {
             sh.tick.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+        coop::refill();
         // SAFETY: the coroutine is ours to run (popped from our queue / started here) and not
         // running; its context was created by `start`. Raw pointer access: the coroutine itself
         // reaches the same field through its own raw pointer when it suspends.
@@ -707,7 +737,7 @@ impl WorkerLocal {
                     // Said once per exhaustion episode (a queue of coroutines that cannot
                     // start would otherwise print a line each); every one's join() says it.
                     if !crate::stack::STACKS_EXHAUSTED.swap(true, Ordering::Relaxed) {
-                        eprintln!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic (so will every coroutine that cannot start until stacks are free again)", co.id);
+                        crate::util::report(format_args!("goro: coroutine {} cannot start: no stack ({e}); its join() reports a panic (so will every coroutine that cannot start until stacks are free again)", co.id));
                     }
                     // SAFETY: as above; the task is run by nobody else, and this coroutine is
                     // never resumed (DONE below).
@@ -794,7 +824,9 @@ unsafe fn coroutine_entry(arg: *mut ()) {
     struct AbortOnUnwind;
     impl Drop for AbortOnUnwind {
         fn drop(&mut self) {
-            eprintln!("goro: fatal: an unwind escaped a coroutine body");
+            crate::util::report(format_args!(
+                "goro: fatal: an unwind escaped a coroutine body"
+            ));
             std::process::abort();
         }
     }
@@ -811,10 +843,10 @@ pub(crate) fn run(shared: &'static WorkerShared) {
     crate::census::runtime_thread();
     if let Err(p) = std::panic::catch_unwind(move || run_loop(shared)) {
         let msg = crate::util::panic_message(&*p).unwrap_or("(no message)");
-        eprintln!(
+        crate::util::report(format_args!(
             "goro: fatal internal error on worker {}: {msg}",
             shared.index
-        );
+        ));
         std::process::abort();
     }
 }

@@ -5,6 +5,10 @@
 //! is suspended and its worker thread runs other coroutines; a blocked plain thread blocks.
 //! Both kinds may meet on the same primitive.
 //!
+//! Lock and acquire calls (`Mutex`, `RwLock`, `Semaphore`, their `try_` forms) count against
+//! the cooperative budget (see [`crate::gosched`]): a coroutine that locks and unlocks in a
+//! loop yields now and then, so the waiter its unlock woke on the same worker gets to run.
+//!
 //! Common shape of the slow paths: each primitive keeps its waiters in a small queue guarded by
 //! a `std::sync::Mutex` that is held only for a few instructions and never across a park. A
 //! waiter is an `Arc<Waiter>` (a `park::OneShot` armed for it: its `Unparker` plus a state word). It is pushed onto the queue

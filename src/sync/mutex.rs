@@ -330,8 +330,10 @@ impl<T> Mutex<T> {
 
 impl<T: ?Sized> Mutex<T> {
     /// Acquire the lock, parking until it is available.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        crate::park::coop_spend();
         self.raw.lock();
         MutexGuard {
             mutex: self,
@@ -340,8 +342,10 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Acquire the lock if it is free right now (never waits).
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        crate::park::coop_spend();
         if self.raw.try_lock() {
             Some(MutexGuard {
                 mutex: self,
@@ -378,7 +382,12 @@ impl<T> From<T> for Mutex<T> {
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Mutex");
-        match self.try_lock() {
+        // Not `try_lock`: formatting must not spend the budget (and so never yields).
+        let g = self.raw.try_lock().then(|| MutexGuard {
+            mutex: self,
+            _not_send: PhantomData,
+        });
+        match g {
             Some(g) => d.field("data", &&*g),
             None => d.field("data", &format_args!("<locked>")),
         };

@@ -271,8 +271,10 @@ impl<T> RwLock<T> {
 
 impl<T: ?Sized> RwLock<T> {
     /// Shared access, parking while a writer holds or waits for the lock.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        crate::park::coop_spend();
         self.raw.read();
         RwLockReadGuard {
             lock: self,
@@ -281,8 +283,10 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Exclusive access, parking until all readers and writers are gone.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::park::coop_spend();
         self.raw.write();
         RwLockWriteGuard {
             lock: self,
@@ -291,7 +295,9 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Shared access if available now (no writer holds or waits).
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        crate::park::coop_spend();
         self.raw.try_read().then(|| RwLockReadGuard {
             lock: self,
             _not_send: PhantomData,
@@ -299,7 +305,9 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Exclusive access if the lock is free now.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        crate::park::coop_spend();
         self.raw.try_write().then(|| RwLockWriteGuard {
             lock: self,
             _not_send: PhantomData,
@@ -327,7 +335,12 @@ impl<T> From<T> for RwLock<T> {
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("RwLock");
-        match self.try_read() {
+        // Not `try_read`: formatting must not spend the budget (and so never yields).
+        let g = self.raw.try_read().then(|| RwLockReadGuard {
+            lock: self,
+            _not_send: PhantomData,
+        });
+        match g {
             Some(g) => d.field("data", &&*g),
             None => d.field("data", &format_args!("<locked>")),
         };

@@ -49,7 +49,9 @@ impl Semaphore {
     }
 
     /// Take one permit, parking until one is available. The guard gives it back when dropped.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        crate::park::coop_spend();
         let mut st = lock(&self.state);
         if st.permits > 0 {
             st.permits -= 1;
@@ -64,7 +66,9 @@ impl Semaphore {
     }
 
     /// Take one permit if one is available now.
+    /// Counts against the cooperative budget (see [`crate::gosched`]).
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        crate::park::coop_spend();
         let mut st = lock(&self.state);
         if st.permits > 0 {
             st.permits -= 1;

@@ -141,7 +141,7 @@ impl TimerShared {
             h.cancel();
         }
         // A tick delivered but not received is stale now: drop it (Go 1.23).
-        while rx.try_recv().is_ok() {
+        while rx.try_recv_uncounted().is_ok() {
             pending = true;
         }
         pending
@@ -367,7 +367,7 @@ impl Ticker {
         if let Some(h) = st.handle.take() {
             h.cancel();
         }
-        while self.rx.try_recv().is_ok() {}
+        while self.rx.try_recv_uncounted().is_ok() {}
     }
 }
 
