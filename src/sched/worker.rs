@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use super::placement::{BURST_WEIGH, HUNGRY_BACKOFF, RECHECK, STUCK_STEAL_MS, WEIGH_EVERY};
 use super::poller;
 use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
 use crate::co::CoRef;
@@ -76,6 +77,23 @@ pub(crate) struct WorkerLocal {
     schedtick: Cell<u64>,
     /// Picks the first victim to steal from.
     rng: Rng,
+    /// Mirror of `shared.hungry` (so the loop flips the shared flag only when it changes).
+    hungry: Cell<bool>,
+    /// Coroutines spawned here so far (every `WEIGH_EVERY`th weighs the workers).
+    spawns: Cell<u32>,
+    /// Per other worker: its tick when this worker last looked, and since when it has had that
+    /// value (a thief's own view of whether the victim seems stuck; `placement.rs`).
+    seen: UnsafeCell<Vec<(u64, Instant)>>,
+    /// Set by `find_runnable` when what it returns is a gift (never handed on again).
+    gift_next: Cell<bool>,
+    /// The value of `spawns` from which weighings because some worker is hungry resume (see
+    /// `back_off`: a hungry worker heavier than us may stay hungry a while).
+    weigh_after: Cell<u32>,
+    /// Cooperation points (`sched::coop_point`) the running coroutine has passed since it was
+    /// switched in.
+    pub(crate) coop: Cell<u32>,
+    /// Spawns of the running coroutine since it was switched in (its `BURST_WEIGH`th weighs).
+    slice_spawns: Cell<u32>,
 }
 
 thread_local! {
@@ -131,6 +149,110 @@ impl WorkerLocal {
     fn heap(&self) -> &mut BinaryHeap<ParkTimeout> {
         // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
         unsafe { &mut *self.timeouts.get() }
+    }
+
+    /// Place a coroutine this worker spawns (the rule: `placement.rs`): `Some(co)` back when
+    /// it stays here. The fast path (all but the 4th spawn of a run slice and 1 in 32) is two
+    /// owner-only cells.
+    pub(crate) fn place_spawn(&self, r: &Runtime, co: CoRef) -> Option<CoRef> {
+        let n = self.spawns.get().wrapping_add(1);
+        self.spawns.set(n);
+        let slice = self.slice_spawns.get() + 1;
+        self.slice_spawns.set(slice);
+        if n % WEIGH_EVERY != 1 && slice != BURST_WEIGH {
+            return Some(co);
+        }
+        self.share(r, n, co)
+    }
+
+    /// Weigh the workers (at spawn/start count `n`); if one is lighter, move up to half the
+    /// difference (at least one) of our fresh work to its gifts: oldest queued entries first
+    /// (in a fork/join tree those are the biggest subtrees, and the newest stays here, warm),
+    /// then `co` itself if the backlog ran out. Returns `co` if it stays here.
+    fn share(&self, r: &Runtime, n: u32, co: CoRef) -> Option<CoRef> {
+        let (w, diff) = match r.lighter_worker(self.shared) {
+            Ok(found) => found,
+            Err(margin) => {
+                self.back_off(n, margin);
+                return Some(co);
+            }
+        };
+        let want = (diff / 2).max(1);
+        let mut given = 0;
+        while given < want {
+            match self.shared.lifo.pop_oldest() {
+                Some(c) => w.gift(c),
+                None => break,
+            }
+            given += 1;
+        }
+        if given < want {
+            w.gift(co);
+            None
+        } else {
+            Some(co)
+        }
+    }
+
+    /// Whether a hungry worker may make us weigh at count `n` (spawns, or starts: see
+    /// `weigh_after`).
+    fn may_weigh(&self, n: u32) -> bool {
+        (n.wrapping_sub(self.weigh_after.get()) as i32) >= 0
+    }
+
+    /// After a weighing at count `n` found every other worker heavier by `margin`: skip the
+    /// hunger-triggered weighings of the next `margin` counts (at most `HUNGRY_BACKOFF`).
+    fn back_off(&self, n: u32, margin: usize) {
+        let skip = margin.min(HUNGRY_BACKOFF as usize) as u32;
+        self.weigh_after.set(n.wrapping_add(1).wrapping_add(skip));
+    }
+
+    /// Flip this worker's hungry flag (and `Runtime::hungry`) if it changes.
+    fn set_hungry(&self, r: &Runtime, h: bool) {
+        if self.hungry.get() == h {
+            return;
+        }
+        self.hungry.set(h);
+        self.shared.hungry.store(h, Ordering::SeqCst);
+        if h {
+            r.hungry.fetch_add(1, Ordering::SeqCst);
+        } else {
+            r.hungry.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether worker `v` has been running one coroutine (its tick unchanged) for at least
+    /// `STUCK_STEAL_MS`, as far as this worker has watched it.
+    fn seems_stuck(&self, v: &WorkerShared) -> bool {
+        // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
+        let seen = unsafe { &mut *self.seen.get() };
+        if seen.len() <= v.index {
+            seen.resize(v.index + 1, (u64::MAX, Instant::now()));
+        }
+        let tick = v.tick.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let e = &mut seen[v.index];
+        if v.running.load(Ordering::Relaxed) == 0 || e.0 != tick {
+            *e = (tick, now);
+            return false;
+        }
+        now.duration_since(e.1) >= Duration::from_millis(STUCK_STEAL_MS)
+    }
+
+    /// How many fresh coroutines this worker may take from `v` now (0: none; the stealing rule
+    /// in `placement.rs`), and whether it may take gifts too.
+    fn steal_allowance(&self, v: &WorkerShared) -> (usize, bool) {
+        if !v.fresh_queued() {
+            return (0, false);
+        }
+        let (theirs, mine) = (v.load(), self.shared.load());
+        if theirs >= mine + 2 {
+            return ((theirs - mine) / 2, false);
+        }
+        if self.seems_stuck(v) {
+            return (usize::MAX, true);
+        }
+        (0, false)
     }
 
     /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
@@ -287,6 +409,11 @@ impl WorkerLocal {
                 .shared
                 .runq
                 .pop()
+                .or_else(|| {
+                    let g = self.shared.gifts.pop();
+                    self.gift_next.set(g.is_some());
+                    g
+                })
                 .or_else(|| self.shared.lifo.pop_oldest())
             {
                 return Some(Next::Fresh(c));
@@ -319,6 +446,13 @@ impl WorkerLocal {
         if let Some(c) = self.shared.runq.pop() {
             return Some(Next::Fresh(c));
         }
+        // Placed here deliberately (this worker was the lightest). After our own fresh work:
+        // a gift is often the root of a big subtree of a fork/join tree, and starting the next
+        // one before the last one's children would run the tree breadth-first (see `lifo.rs`).
+        if let Some(c) = self.shared.gifts.pop() {
+            self.gift_next.set(true);
+            return Some(Next::Fresh(c));
+        }
         if !self.heap().is_empty() {
             self.fire_timeouts(Instant::now());
             if let Some(p) = self.ready_q().pop_front() {
@@ -332,9 +466,11 @@ impl WorkerLocal {
         if retiring {
             return None;
         }
-        // Take a share of the global queue along, so that it drains in batches.
+        // Take at most our share of the global queue (this one and `share - 1` more), so that
+        // it drains in batches and a burst there spreads over the workers.
         let share = r.global.len() / r.target.load(Ordering::Relaxed).max(1);
-        if let Some(c) = r.global.pop_batch(share.min(runq_room(self)), |x| {
+        let more = share.saturating_sub(1).min(runq_room(self));
+        if let Some(c) = r.global.pop_batch(more, |x| {
             let _ = self.enqueue(Next::Fresh(x));
         }) {
             return Some(Next::Fresh(c));
@@ -355,18 +491,33 @@ impl WorkerLocal {
                 continue;
             }
             let Some(v) = r.worker(i) else { continue };
-            if let Some(c) = v.runq.steal_into(&self.shared.runq) {
+            let (max, gifts_too) = self.steal_allowance(v);
+            if max == 0 {
+                continue;
+            }
+            if let Some(c) = v.runq.steal_into(&self.shared.runq, max) {
                 return Some(c);
             }
-            let mut stolen = v.lifo.steal_half().into_iter();
+            let mut stolen = v.lifo.steal_half(max).into_iter();
             if let Some(first) = stolen.next() {
                 for c in stolen {
                     self.shared.lifo.push(c, |old| self.push_ring(old));
                 }
                 return Some(first);
             }
+            if gifts_too {
+                if let Some(c) = v.gifts.pop() {
+                    return Some(c);
+                }
+            }
         }
         None
+    }
+
+    /// Whether another active worker has fresh work queued (that we may or may not take).
+    fn fresh_elsewhere(&self, r: &'static Runtime) -> bool {
+        let n = r.created().min(r.target.load(Ordering::Relaxed));
+        (0..n).any(|i| i != self.shared.index && r.worker(i).is_some_and(|w| w.fresh_queued()))
     }
 
     /// Whether there is anything this worker could run right now (checked after announcing
@@ -377,6 +528,7 @@ impl WorkerLocal {
             || !self.yielded.get().is_null()
             || self.shared.runq.len() > 0
             || self.shared.lifo.len() > 0
+            || !self.shared.gifts.is_empty()
         {
             return true;
         }
@@ -391,9 +543,7 @@ impl WorkerLocal {
         }
         let n = r.created().min(r.target.load(Ordering::Relaxed));
         (0..n).any(|i| {
-            i != self.shared.index
-                && r.worker(i)
-                    .is_some_and(|w| w.runq.len() > 0 || w.lifo.len() > 0)
+            i != self.shared.index && r.worker(i).is_some_and(|w| self.steal_allowance(w).0 > 0)
         })
     }
 
@@ -404,8 +554,10 @@ impl WorkerLocal {
             return None;
         }
         if self.refresh_retiring() {
+            self.set_hungry(r, false); // hungry for nothing: it takes no new work
             self.hand_off_fresh(r);
         } else {
+            self.set_hungry(r, true);
             r.spinning.fetch_add(1, Ordering::SeqCst);
             for i in 0..SPIN_ROUNDS {
                 if let Some(c) = self.find_runnable(r) {
@@ -447,11 +599,16 @@ impl WorkerLocal {
             r.idle.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let next = if self.heap().is_empty() {
+        let mut next = if self.heap().is_empty() {
             None
         } else {
             self.fire_timeouts(Instant::now())
         };
+        if !self.retiring() && self.fresh_elsewhere(r) {
+            // Fresh work we may not take yet: look again soon (its owner may get stuck).
+            let soon = Instant::now() + RECHECK;
+            next = Some(next.map_or(soon, |d| d.min(soon)));
+        }
         let mut woke = 0;
         if self.ready_q().is_empty() {
             self.shared.running.store(0, Ordering::Relaxed);
@@ -495,6 +652,10 @@ impl WorkerLocal {
             r.global.push(c);
             moved = true;
         }
+        while let Some(c) = self.shared.gifts.pop() {
+            r.global.push(c);
+            moved = true;
+        }
         while let Some(c) = self.shared.runq.pop() {
             r.global.push(c);
             moved = true;
@@ -521,6 +682,8 @@ impl WorkerLocal {
             }
         };
         self.current.set(cop);
+        self.coop.set(0);
+        self.slice_spawns.set(0);
         let sh = self.shared;
         // SAFETY: `cop` is alive (registry); plain read of immutable fields.
         sh.running.store(unsafe { (*cop).id }, Ordering::Relaxed);
@@ -584,6 +747,8 @@ impl WorkerLocal {
             }
         }
         co.owner.store(self.shared.index, Ordering::Relaxed);
+        let hosted = &self.shared.hosted;
+        hosted.store(hosted.load(Ordering::Relaxed) + 1, Ordering::Release);
         let slot = crate::util::lock(&self.shared.registry).insert(co.clone());
         co.slot.store(slot, Ordering::Relaxed);
         co.mark_started();
@@ -623,6 +788,8 @@ impl WorkerLocal {
         let slot = co.slot.load(Ordering::Relaxed);
         let removed = crate::util::lock(&self.shared.registry).remove(slot);
         drop(removed);
+        let hosted = &self.shared.hosted;
+        hosted.store(hosted.load(Ordering::Relaxed) - 1, Ordering::Release);
     }
 }
 
@@ -699,6 +866,13 @@ fn run_loop(shared: &'static WorkerShared) {
         streak: Cell::new(0),
         schedtick: Cell::new(shared.index as u64),
         rng: Rng::new(seed),
+        hungry: Cell::new(false),
+        spawns: Cell::new(0),
+        seen: UnsafeCell::new(Vec::new()),
+        gift_next: Cell::new(false),
+        weigh_after: Cell::new(0),
+        coop: Cell::new(0),
+        slice_spawns: Cell::new(0),
     }));
     WORKER.with(|c| c.set(me));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
@@ -712,8 +886,28 @@ fn run_loop(shared: &'static WorkerShared) {
             Some(c) => Some(c),
             None => me.idle(r),
         };
-        if let Some(co) = next {
-            me.run_co(co);
-        }
+        let gift = me.gift_next.replace(false);
+        let Some(co) = next else { continue };
+        let co = match co {
+            // Fresh work of our own while another worker is hungry: hand it over if that one
+            // is lighter, before it starts here for good (`placement.rs`).
+            Next::Fresh(co) if !gift && r.hungry.load(Ordering::Relaxed) > 0 => {
+                // Starts count on the spawn clock too, so that the backoff also ends for a
+                // worker that starts work without spawning.
+                let n = me.spawns.get().wrapping_add(1);
+                me.spawns.set(n);
+                if !me.may_weigh(n) {
+                    Next::Fresh(co)
+                } else {
+                    match me.share(r, n, co) {
+                        Some(co) => Next::Fresh(co),
+                        None => continue,
+                    }
+                }
+            }
+            co => co,
+        };
+        me.set_hungry(r, false);
+        me.run_co(co);
     }
 }
