@@ -119,9 +119,9 @@ pub(crate) struct Runtime {
     pub(crate) global: global::GlobalQueue,
     pub(crate) idle: AtomicUsize,
     pub(crate) spinning: AtomicUsize,
-    /// Workers whose `hungry` flag is set: while it is non-zero, every spawn weighs the workers
-    /// and places its coroutine on the lightest (`placement.rs`). Workers update it when they
-    /// flip their own flag (SeqCst RMW); spawners read it (Relaxed: a stale value only
+    /// Workers whose `hungry` flag is set: while it is non-zero, a worker about to start fresh
+    /// work of its own weighs the workers first (`placement.rs`). Workers update it when they
+    /// flip their own flag (SeqCst RMW); other workers read it (Relaxed: a stale value only
     /// delays or adds one weighing).
     pub(crate) hungry: AtomicUsize,
     /// Coroutines spawned and finished by threads that are not workers (workers count their

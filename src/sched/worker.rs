@@ -79,7 +79,8 @@ pub(crate) struct WorkerLocal {
     rng: Rng,
     /// Mirror of `shared.hungry` (so the loop flips the shared flag only when it changes).
     hungry: Cell<bool>,
-    /// Coroutines spawned here so far (every `WEIGH_EVERY`th weighs the workers).
+    /// Coroutines spawned here so far, plus fresh starts that could have weighed (every
+    /// `WEIGH_EVERY`th spawn weighs the workers; `weigh_after` counts on it too).
     spawns: Cell<u32>,
     /// Per other worker: its tick when this worker last looked, and since when it has had that
     /// value (a thief's own view of whether the victim seems stuck; `placement.rs`).
