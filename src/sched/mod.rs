@@ -37,8 +37,8 @@
 //!   coroutines it hosts plus the fresh ones queued on it; a busy (not idle, "hungry") worker
 //!   weighs 2 more. Weighing finds the lightest worker; a heavier one then moves up to half the
 //!   difference of its fresh work, oldest first, to the lighter one's `gifts`. A spawn weighs
-//!   at the start of a burst (the 4th spawn of a run slice) and on every 32nd spawn of a
-//!   worker; otherwise it stays near the spawner (`runnext`: the cheap path). A worker about to
+//!   during a burst (the 4th, 12th, 28th, ... spawn of a run slice) and on every 32nd spawn of
+//!   a worker; otherwise it stays near the spawner (`runnext`: the cheap path). A worker about to
 //!   start fresh work of its own while another is hungry weighs first, so idle workers get
 //!   fresh work before it starts. Plain threads always spawn onto the lightest worker. Idle
 //!   workers steal only from a worker heavier by two or more, and at most half the difference,

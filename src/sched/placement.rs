@@ -20,9 +20,10 @@
 //!   fork/join tree the biggest subtrees; the newest stay here, warm), then the coroutine in
 //!   hand if that backlog ran out.
 //! * **When a spawn weighs.** The 4th spawn of a run slice (a coroutine between two switches:
-//!   the start of a burst, [`BURST_WEIGH`]) and every [`WEIGH_EVERY`]th spawn of a worker (a
-//!   spawning loop that never parks). Every other spawn takes the fast path: the new coroutine
-//!   goes to the spawner's `runnext` as before, after two owner-only counters, no scan.
+//!   the start of a burst, [`BURST_WEIGH`]) and the 12th, 28th, 60th, ... (gaps doubling), and
+//!   every [`WEIGH_EVERY`]th spawn of a worker (a spawning loop that never parks). Every other
+//!   spawn takes the fast path: the new coroutine goes to the spawner's `runnext` as before,
+//!   after two owner-only counters, no scan.
 //! * **Before a start.** A worker about to start fresh work of its own (not a gift) while some
 //!   worker is hungry (`Runtime::hungry > 0`: one Relaxed load) weighs and shares first, so
 //!   fresh work reaches an idle worker *before* it starts here for good. A weighing that found
@@ -67,8 +68,10 @@ pub(crate) const WEIGH_EVERY: u32 = 32;
 /// anything; this keeps a busy spawner from scanning on every spawn while a heavier worker
 /// idles, as in a fork/join tree whose parked parents make the idle worker heavy.)
 pub(crate) const HUNGRY_BACKOFF: u32 = 16;
-/// The spawn of one run slice (a coroutine between two switches) that weighs: the start of a
-/// burst. A fork/join node spawning its few children weighs once; a loop once plus 1 in 32.
+/// The spawn of one run slice (a coroutine between two switches) that weighs first: the start
+/// of a burst. It weighs again at the 12th, 28th, 60th, ... (gaps doubling), so a fork/join
+/// node spawning ten children weighs once and a long loop a logarithmic number of times (plus
+/// the 1 in `WEIGH_EVERY`).
 pub(crate) const BURST_WEIGH: u32 = 4;
 /// The extra weight of a worker that is not hungry.
 pub(crate) const BUSY_WEIGHT: usize = 2;

@@ -93,7 +93,8 @@ pub(crate) struct WorkerLocal {
     /// Cooperation points (`sched::coop_point`) the running coroutine has passed since it was
     /// switched in.
     pub(crate) coop: Cell<u32>,
-    /// Spawns of the running coroutine since it was switched in (its `BURST_WEIGH`th weighs).
+    /// Spawns of the running coroutine since it was switched in (the `BURST_WEIGH`th weighs,
+    /// then again after gaps that double: see `place_spawn`).
     slice_spawns: Cell<u32>,
 }
 
@@ -153,14 +154,16 @@ impl WorkerLocal {
     }
 
     /// Place a coroutine this worker spawns (the rule: `placement.rs`): `Some(co)` back when
-    /// it stays here. The fast path (all but the 4th spawn of a run slice and 1 in 32) is two
-    /// owner-only cells.
+    /// it stays here. The fast path (all but the 4th, 12th, 28th, ... spawn of a run slice
+    /// and 1 in 32) is two owner-only cells.
     pub(crate) fn place_spawn(&self, r: &Runtime, co: CoRef) -> Option<CoRef> {
         let n = self.spawns.get().wrapping_add(1);
         self.spawns.set(n);
         let slice = self.slice_spawns.get() + 1;
         self.slice_spawns.set(slice);
-        if n % WEIGH_EVERY != 1 && slice != BURST_WEIGH {
+        // The 4th, 12th, 28th, 60th, ... spawn of the slice (gaps doubling), and 1 in 32.
+        let burst = slice >= BURST_WEIGH && (slice + BURST_WEIGH).is_power_of_two();
+        if n % WEIGH_EVERY != 1 && !burst {
             return Some(co);
         }
         self.share(r, n, co)
