@@ -36,11 +36,11 @@
 //! * **Placement** (`placement.rs`, the full rule there). A worker's load is the started
 //!   coroutines it hosts plus the fresh ones queued on it; a busy (not idle, "hungry") worker
 //!   weighs 2 more. Weighing finds the lightest worker; a heavier one then moves up to half the
-//!   difference of its fresh work, oldest first, to the lighter one's `gifts`. A spawn weighs
-//!   during a burst (the 4th, 12th, 28th, ... spawn of a run slice) and on every 32nd spawn of
-//!   a worker; otherwise it stays near the spawner (`runnext`: the cheap path). A worker about to
-//!   start fresh work of its own while another is hungry weighs first, so idle workers get
-//!   fresh work before it starts. Plain threads always spawn onto the lightest worker. Idle
+//!   difference of its queued fresh work, oldest first, to the lighter one's `gifts` (never
+//!   the coroutine in hand). A spawn weighs during a burst (the 4th, 12th, 28th, ... spawn of a
+//!   run slice) and on every 32nd spawn of a worker; the new coroutine itself always goes to
+//!   the spawner's `runnext` (the cheap path). A worker about to start fresh work of its own
+//!   while another is hungry weighs first, so idle workers get fresh work before it starts. Plain threads always spawn onto the lightest worker. Idle
 //!   workers steal only from a worker heavier by two or more, and at most half the difference,
 //!   or from one stuck in a coroutine for 3 ms; gifts only from a stuck one. An idle worker
 //!   that sees fresh work it may not take sleeps at most 2 ms. `accept` yields every 32
@@ -350,7 +350,8 @@ pub(crate) fn spawn_co(co: CoRef) {
             if l.retiring() {
                 r.global.push(co); // a retiring worker takes no new work
                 r.wake_idle_worker();
-            } else if let Some(co) = l.place_spawn(r, co) {
+            } else {
+                l.before_spawn(r);
                 if l.push_runnext(Next::Fresh(co)) {
                     r.wake_idle_worker();
                 }

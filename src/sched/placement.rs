@@ -15,18 +15,19 @@
 //!   *hungry* (idle: it found nothing to run and has not found anything since) — a busy worker
 //!   gets to new work later than an idle one.
 //! * **Sharing** (`WorkerLocal::share` in `worker.rs`). A worker that weighs the others and
-//!   finds one strictly lighter moves up to half the difference (at least one) of its fresh
-//!   work to that worker's `gifts` queue, and wakes it: its *oldest* queued entries first (in a
-//!   fork/join tree the biggest subtrees; the newest stay here, warm), then the coroutine in
-//!   hand if that backlog ran out.
+//!   finds one strictly lighter moves up to half the difference (at least one) of its queued
+//!   fresh work to that worker's `gifts` queue, and wakes it: its *oldest* entries (in a
+//!   fork/join tree the biggest subtrees; the newest stay here, warm). Never the coroutine in
+//!   hand (just spawned, or about to start): that one runs here soon instead of waiting for
+//!   another worker to wake up (a spawner polling for its child with `gosched` relies on it).
 //! * **When a spawn weighs.** The 4th spawn of a run slice (a coroutine between two switches:
 //!   the start of a burst, [`BURST_WEIGH`]) and the 12th, 28th, 60th, ... (gaps doubling), and
-//!   every [`WEIGH_EVERY`]th spawn of a worker (a spawning loop that never parks). Every other
-//!   spawn takes the fast path: the new coroutine goes to the spawner's `runnext` as before,
-//!   after two owner-only counters, no scan.
+//!   every [`WEIGH_EVERY`]th spawn of a worker (a spawning loop that never parks). The new
+//!   coroutine itself always goes to the spawner's `runnext` as before; all other spawns pay
+//!   two owner-only counters, no scan.
 //! * **Before a start.** A worker about to start fresh work of its own (not a gift) while some
-//!   worker is hungry (`Runtime::hungry > 0`: one Relaxed load) weighs and shares first, so
-//!   fresh work reaches an idle worker *before* it starts here for good. A weighing that found
+//!   worker is hungry (`Runtime::hungry > 0`: one Relaxed load) weighs and shares its queued
+//!   backlog first, so fresh work reaches an idle worker *before* it starts here for good. A weighing that found
 //!   every other worker heavier by a margin skips the next hunger-triggered ones, up to
 //!   [`HUNGRY_BACKOFF`] of them (each local spawn or start changes our load by at most one).
 //! * **Spawning on a plain thread** (and `run`'s main coroutine): always to the lightest active

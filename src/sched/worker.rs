@@ -153,48 +153,40 @@ impl WorkerLocal {
         unsafe { &mut *self.timeouts.get() }
     }
 
-    /// Place a coroutine this worker spawns (the rule: `placement.rs`): `Some(co)` back when
-    /// it stays here. The fast path (all but the 4th, 12th, 28th, ... spawn of a run slice
-    /// and 1 in 32) is two owner-only cells.
-    pub(crate) fn place_spawn(&self, r: &Runtime, co: CoRef) -> Option<CoRef> {
+    /// Before a spawn is queued here (the rule: `placement.rs`): weigh on the 4th, 12th, 28th,
+    /// ... spawn of a run slice and on 1 in 32, and share our backlog with a lighter worker.
+    /// The fast path is two owner-only cells.
+    pub(crate) fn before_spawn(&self, r: &Runtime) {
         let n = self.spawns.get().wrapping_add(1);
         self.spawns.set(n);
         let slice = self.slice_spawns.get() + 1;
         self.slice_spawns.set(slice);
         // The 4th, 12th, 28th, 60th, ... spawn of the slice (gaps doubling), and 1 in 32.
         let burst = slice >= BURST_WEIGH && (slice + BURST_WEIGH).is_power_of_two();
-        if n % WEIGH_EVERY != 1 && !burst {
-            return Some(co);
+        if n % WEIGH_EVERY == 1 || burst {
+            self.share(r, n);
         }
-        self.share(r, n, co)
     }
 
     /// Weigh the workers (at spawn/start count `n`); if one is lighter, move up to half the
-    /// difference (at least one) of our fresh work to its gifts: oldest queued entries first
-    /// (in a fork/join tree those are the biggest subtrees, and the newest stays here, warm),
-    /// then `co` itself if the backlog ran out. Returns `co` if it stays here.
-    fn share(&self, r: &Runtime, n: u32, co: CoRef) -> Option<CoRef> {
+    /// difference (at least one) of our queued fresh work to its gifts, oldest first (in a
+    /// fork/join tree those are the biggest subtrees; the newest stay here, warm). Never the
+    /// coroutine in hand (just spawned, or about to start): it runs here soon, rather than wait
+    /// for another worker to wake up — a spawner that polls for its child with `gosched`
+    /// relies on that.
+    fn share(&self, r: &Runtime, n: u32) {
         let (w, diff) = match r.lighter_worker(self.shared) {
             Ok(found) => found,
             Err(margin) => {
                 self.back_off(n, margin);
-                return Some(co);
+                return;
             }
         };
-        let want = (diff / 2).max(1);
-        let mut given = 0;
-        while given < want {
+        for _ in 0..(diff / 2).max(1) {
             match self.shared.lifo.pop_oldest() {
                 Some(c) => w.gift(c),
                 None => break,
             }
-            given += 1;
-        }
-        if given < want {
-            w.gift(co);
-            None
-        } else {
-            Some(co)
         }
     }
 
@@ -893,21 +885,17 @@ fn run_loop(shared: &'static WorkerShared) {
         let gift = me.gift_next.replace(false);
         let Some(co) = next else { continue };
         let co = match co {
-            // Fresh work of our own while another worker is hungry: hand it over if that one
-            // is lighter, before it starts here for good (`placement.rs`).
+            // Fresh work of our own while another worker is hungry: hand our queued backlog
+            // over if that one is lighter, before it starts here for good (`placement.rs`).
             Next::Fresh(co) if !gift && r.hungry.load(Ordering::Relaxed) > 0 => {
                 // Starts count on the spawn clock too, so that the backoff also ends for a
                 // worker that starts work without spawning.
                 let n = me.spawns.get().wrapping_add(1);
                 me.spawns.set(n);
-                if !me.may_weigh(n) {
-                    Next::Fresh(co)
-                } else {
-                    match me.share(r, n, co) {
-                        Some(co) => Next::Fresh(co),
-                        None => continue,
-                    }
+                if me.may_weigh(n) {
+                    me.share(r, n);
                 }
+                Next::Fresh(co)
             }
             co => co,
         };
