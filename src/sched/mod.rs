@@ -394,6 +394,9 @@ pub(crate) fn coop_point() {
     let n = l.coop.get() + 1;
     l.coop.set(n);
     if n >= COOP_BUDGET {
+        // What we queued meanwhile (the connection coroutines) would start here as soon as we
+        // yield: offer a lighter worker its share first.
+        l.rebalance(rt());
         l.yield_current();
     }
 }

@@ -168,6 +168,14 @@ impl WorkerLocal {
         }
     }
 
+    /// Weigh the workers and share our queued backlog with a lighter one (see `share`), e.g.
+    /// before a cooperation point yields and this worker would start that backlog itself.
+    pub(crate) fn rebalance(&self, r: &Runtime) {
+        let n = self.spawns.get().wrapping_add(1);
+        self.spawns.set(n);
+        self.share(r, n);
+    }
+
     /// Weigh the workers (at spawn/start count `n`); if one is lighter, move up to half the
     /// difference (at least one) of our queued fresh work to its gifts, oldest first (in a
     /// fork/join tree those are the biggest subtrees; the newest stay here, warm). Never the
