@@ -136,6 +136,22 @@ where
     }
 }
 
+/// The index (`0..gomaxprocs`) of the worker thread running the calling coroutine, or `None`
+/// on a plain thread.
+///
+/// A started coroutine never moves to another worker, so the value is the same for the
+/// coroutine's whole life: it tells where the scheduler placed it (for balance checks and
+/// diagnostics; the placement rule is in the scheduler's design notes).
+///
+/// ```
+/// assert_eq!(goro::runtime::worker_id(), None); // a plain thread
+/// let id = goro::spawn(goro::runtime::worker_id).join().unwrap();
+/// assert!(id.is_some());
+/// ```
+pub fn worker_id() -> Option<usize> {
+    sched::current_worker()
+}
+
 /// One line per live coroutine: id, name, state, what it waits on and for how long (wait
 /// durations are approximate, to the monitor's ~10–100 ms clock). Coroutines not yet started
 /// are summed up in one line.

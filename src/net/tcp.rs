@@ -78,6 +78,7 @@ impl TcpListener {
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let fd = self.io.as_raw_fd();
         let (sock, addr) = self.io.reg().op(Dir::Read, || sys::accept(fd))?;
+        crate::sched::coop_point(); // an accept loop yields now and then (`sched::coop_point`)
         let addr = addr
             .as_socket()
             .ok_or_else(|| io::Error::other("accept: not an internet address"))?;

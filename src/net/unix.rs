@@ -60,6 +60,7 @@ impl UnixListener {
     /// Wait for a connection; return it and the peer's address.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (s, a) = self.io.read_with(|l| l.accept())?;
+        crate::sched::coop_point(); // an accept loop yields now and then (`sched::coop_point`)
         s.set_nonblocking(true)?;
         Ok((
             UnixStream {

@@ -84,10 +84,11 @@ impl Lifo {
         self.take(VecDeque::pop_front)
     }
 
-    /// Take the oldest half (at least one entry if there is any), oldest first.
-    pub(crate) fn steal_half(&self) -> Vec<CoRef> {
+    /// Take the oldest half (at least one entry if there is any), but at most `max`, oldest
+    /// first.
+    pub(crate) fn steal_half(&self, max: usize) -> Vec<CoRef> {
         self.take(|q| {
-            let n = q.len().div_ceil(2);
+            let n = q.len().div_ceil(2).min(max);
             q.drain(..n).collect()
         })
     }

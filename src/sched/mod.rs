@@ -27,16 +27,32 @@
 //!     on the worker is runnable (Go puts it on the global queue for the same effect), so a
 //!     coroutine that yields in a loop while it waits for another cannot starve it; and every
 //!     61 rounds it joins `ready`, so that coroutines waking each other cannot starve it.
+//!   - `gifts`: fresh coroutines other threads placed on it because it was the lightest worker
+//!     (see Placement); it starts them before its own `lifo`.
 //! * **The soundness rule.** A coroutine's stack may hold `!Send` values and the compiler may
 //!   cache thread-local addresses across calls, so resuming a *started* coroutine on another OS
 //!   thread is undefined behaviour that no type bound rules out (the unsoundness of `may`'s
 //!   `go!`). So: a fresh coroutine is just a `Send` closure and may run anywhere (it is stolen,
 //!   injected, moved off a stuck worker); once started it stays on its worker forever. Wake-ups
-//!   from other threads go to the owner's `inbox`. Balance comes from stealing fresh work and
-//!   from spawning near the spawner.
-//! * **Global queue.** Fresh coroutines spawned from plain threads (and the overflow of a full
-//!   `runq`) go to a global injector. Workers look at it every 61 scheduling rounds even when
-//!   busy, so nothing there starves.
+//!   from other threads go to the owner's `inbox`. Balance therefore comes from where fresh
+//!   work *starts*.
+//! * **Placement** (`placement.rs`, the full rule there). A worker's load is the started
+//!   coroutines it hosts plus the fresh ones queued on it; a busy (not idle, "hungry") worker
+//!   weighs 2 more. Weighing finds the lightest worker; a heavier one then moves up to half the
+//!   difference of its queued fresh work, oldest first, to the lighter one's `gifts` (never
+//!   the coroutine in hand). A spawn weighs during a burst (the 4th, 12th, 28th, ... spawn of a
+//!   run slice) and on every 32nd spawn of a worker; the new coroutine itself always goes to
+//!   the spawner's `runnext` (the cheap path). A worker about to start fresh work of its own
+//!   while another is hungry weighs first, so idle workers get fresh work before it starts. Plain threads always spawn onto the lightest worker. Idle
+//!   workers steal only from a worker heavier by two or more, and at most half the difference,
+//!   or from one stuck in a coroutine for 3 ms; gifts only from a stuck one. An idle worker
+//!   that sees fresh work it may not take sleeps at most 2 ms. `accept` yields every 32
+//!   connections in a row (`coop_point`), so an accept loop in a connection storm lets its
+//!   worker start its share of the connection coroutines.
+//! * **Global queue.** The overflow of a full `runq`, the fresh work of retiring and stuck
+//!   workers, and spawns from plain threads before any worker exists go to a global injector.
+//!   Workers take at most their share of it at once (`len / gomaxprocs`), and look at it every
+//!   61 scheduling rounds even when busy, so nothing there starves.
 //! * **Idle workers** spin briefly (looking at the global queue and stealing), then sleep in
 //!   `thread::park_timeout` until their earliest local timeout. A worker is woken only when
 //!   there is work for it: a started coroutine of its own was woken (its `sleeping` flag is
@@ -54,8 +70,8 @@
 //!   budget refilled at every switch-in; when it is gone the coroutine yields if anything else
 //!   on its worker is runnable, so a loop of `try_send`s cannot starve the coroutine it woke.
 //! * **Monitor** (`sysmon.rs`, Go's sysmon): notices a worker stuck in one coroutine (a busy
-//!   loop or a blocking syscall), moves that worker's fresh coroutines to the global queue so
-//!   others run them, and reports it once; and runs `run`'s deadlock detector.
+//!   loop or a blocking syscall), moves that worker's fresh coroutines (gifts too) to the
+//!   global queue so others run them, and reports it once; and runs `run`'s deadlock detector.
 //! * **gomaxprocs** can change at run time: new workers start at once; surplus workers *retire*:
 //!   they hand their fresh work to the global queue and stop taking new work, but keep running
 //!   the started coroutines they host until those finish (a started coroutine cannot move);
@@ -63,12 +79,14 @@
 //!   each such slot; the retirement and the restart are ordered by one lock, so neither is
 //!   missed.
 //!
-//! Files: `shared.rs` (state other threads see: `Runtime`, `WorkerShared`), `worker.rs` (the
-//! owner-only half and the loop; imports `shared` and `coop` only), this file (starting the
+//! Files: `shared.rs` (state other threads see: `Runtime`, `WorkerShared`), `placement.rs`
+//! (weighing workers, gifts; imports `shared`), `worker.rs` (the owner-only half and the loop;
+//! imports `shared`, `placement`, `coop`, `compaction` and `poller`), this file (starting the
 //! runtime and the crate-internal interface: park/unpark/spawn/yield/budget, on top of both),
-//! `coop.rs` (the budget counter), `sysmon.rs`, `timers.rs`, `reasons.rs` (`WaitReason`),
-//! `dump.rs`, `panic_hook.rs`, and the queues (`runq.rs`, `lifo.rs`, `global.rs`). Coroutine
-//! state transitions live in `co/state.rs`.
+//! `coop.rs` (the budget counter), `compaction.rs` (idle-stack compaction policy),
+//! `sysmon.rs`, `timers.rs`, `reasons.rs` (`WaitReason`), `dump.rs`, `panic_hook.rs`, and the
+//! queues (`runq.rs`, `lifo.rs`, `global.rs`). Coroutine state transitions live in
+//! `co/state.rs`.
 //!
 //! Thread-locals of the runtime are read only through `#[inline(never)]` accessors
 //! ([`this_worker`]) and never held across a context switch (the budget counter of `coop.rs`
@@ -80,6 +98,7 @@ mod dump;
 mod global;
 pub(crate) mod lifo;
 mod panic_hook;
+mod placement;
 pub(crate) mod poller;
 pub(crate) mod reasons;
 pub(crate) mod runq;
@@ -90,7 +109,7 @@ mod worker;
 
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
@@ -150,6 +169,7 @@ fn start() -> &'static Runtime {
         global: global::GlobalQueue::new(),
         idle: AtomicUsize::new(0),
         spinning: AtomicUsize::new(0),
+        hungry: AtomicUsize::new(0),
         plain_spawned: AtomicU64::new(0),
         plain_finished: AtomicU64::new(0),
         plain_threads: AtomicUsize::new(0),
@@ -162,8 +182,16 @@ fn start() -> &'static Runtime {
     INIT.call_once(|| {
         panic_hook::install_panic_hook();
         crate::stack::overflow::install();
-        r.grow_workers(r.target.load(Ordering::Relaxed));
+        let n = r.target.load(Ordering::Relaxed);
+        r.grow_workers(n);
         sysmon::start();
+        // Let the workers reach their idle loop before the first spawn is placed, so that a
+        // burst of spawns right after start sees them hungry and spreads (`placement.rs`).
+        // Bounded: a machine too loaded to start a thread in 100 ms just starts unbalanced.
+        let t0 = Instant::now();
+        while r.hungry.load(Ordering::SeqCst) < n && t0.elapsed() < Duration::from_millis(100) {
+            std::thread::yield_now();
+        }
     });
     r
 }
@@ -203,6 +231,9 @@ impl Runtime {
                 finished: AtomicU64::new(0),
                 parked_forever: AtomicUsize::new(0),
                 timeouts: AtomicUsize::new(0),
+                gifts: SegQueue::new(),
+                hungry: AtomicBool::new(false),
+                hosted: AtomicUsize::new(0),
             }));
             let _ = self.workers[i].set(shared);
             spawn_worker_thread(shared);
@@ -243,6 +274,12 @@ pub(crate) fn current_coroutine() -> Option<CoRef> {
     // SAFETY: `current` points to a control block the worker's registry keeps alive while the
     // coroutine runs.
     Some(unsafe { CoRef::from_borrowed(p) })
+}
+
+/// The index of the worker running the calling coroutine (`None` on a plain thread).
+pub(crate) fn current_worker() -> Option<usize> {
+    let l = this_worker()?;
+    (!l.current.get().is_null()).then_some(l.shared.index)
 }
 
 /// Whether the caller runs on a goro coroutine (that may park).
@@ -435,7 +472,8 @@ fn make_runnable(co: &Co) {
     }
 }
 
-/// Queue a freshly spawned coroutine: near the spawner when it is a worker, else globally.
+/// Queue a freshly spawned coroutine: near the spawner, or on a lighter worker (the rule:
+/// `placement.rs`).
 pub(crate) fn spawn_co(co: CoRef) {
     let r = rt();
     match this_worker() {
@@ -444,15 +482,23 @@ pub(crate) fn spawn_co(co: CoRef) {
             if l.retiring() {
                 r.global.push(co); // a retiring worker takes no new work
                 r.wake_idle_worker();
-            } else if l.push_runnext(Next::Fresh(co)) {
-                r.wake_idle_worker();
+            } else {
+                l.before_spawn(r);
+                if l.push_runnext(Next::Fresh(co)) {
+                    r.wake_idle_worker();
+                }
             }
         }
         None => {
             r.plain_spawned.fetch_add(1, Ordering::Relaxed);
             note_plain_thread();
-            r.global.push(co);
-            r.wake_idle_worker();
+            match r.lightest_worker() {
+                Some(w) => w.gift(co),
+                None => {
+                    r.global.push(co);
+                    r.wake_idle_worker();
+                }
+            }
         }
     }
 }
@@ -482,6 +528,28 @@ fn budget_spent() {
         if !l.current.get().is_null() && l.others_runnable() {
             l.yield_current();
         }
+    }
+}
+
+/// Cooperation points a coroutine passes without switching out before one of them yields.
+const COOP_BUDGET: u32 = 32;
+
+/// A cooperation point: an operation that completed without parking (an `accept` that found a
+/// connection waiting). Every `COOP_BUDGET`th in a row yields, so that a loop of them (an
+/// accept loop in a connection storm) lets the coroutines it spawned start on this worker
+/// instead of leaving them queued until the monitor moves them away (`placement.rs`).
+pub(crate) fn coop_point() {
+    let Some(l) = this_worker() else { return };
+    if l.current.get().is_null() {
+        return;
+    }
+    let n = l.coop.get() + 1;
+    l.coop.set(n);
+    if n >= COOP_BUDGET {
+        // What we queued meanwhile (the connection coroutines) would start here as soon as we
+        // yield: offer a lighter worker its share first.
+        l.rebalance(rt());
+        l.yield_current();
     }
 }
 

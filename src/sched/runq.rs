@@ -96,9 +96,11 @@ impl RunQueue {
         }
     }
 
-    /// Any thread: steal about half of `self` into `dst` (owned by the caller, assumed empty
-    /// enough). Returns one stolen coroutine to run now, the rest are in `dst`.
-    pub(crate) fn steal_into(&self, dst: &RunQueue) -> Option<CoRef> {
+    /// Any thread: steal about half of `self`, but at most `max` (at least 1), into `dst`
+    /// (owned by the caller, assumed empty enough). Returns one stolen coroutine to run now,
+    /// the rest are in `dst`.
+    pub(crate) fn steal_into(&self, dst: &RunQueue, max: usize) -> Option<CoRef> {
+        let max = max.clamp(1, CAP) as u32;
         loop {
             let h = self.head.load(Ordering::Acquire);
             let t = self.tail.load(Ordering::Acquire);
@@ -109,7 +111,7 @@ impl RunQueue {
                 }
                 continue; // inconsistent snapshot (head moved past our tail read): retry
             }
-            let n = avail - avail / 2;
+            let n = (avail - avail / 2).min(max);
             let dt = dst.tail.load(Ordering::Relaxed);
             let dh = dst.head.load(Ordering::Acquire);
             let room = CAP as u32 - dt.wrapping_sub(dh);

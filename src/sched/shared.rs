@@ -67,6 +67,19 @@ pub(crate) struct WorkerShared {
     /// writes, sysmon's deadlock detector reads.
     pub(crate) parked_forever: AtomicUsize,
     pub(crate) timeouts: AtomicUsize,
+    /// Fresh coroutines another thread placed here because this worker was the lightest
+    /// (`Runtime::lighter_worker`; see `placement.rs`). Any thread pushes (then checks
+    /// `sleeping` after a SeqCst fence, as for `inbox`); the owner pops; another worker takes
+    /// them only while the owner is stuck in one coroutine, and sysmon moves them off a worker
+    /// stuck for `STUCK_MS`.
+    pub(crate) gifts: SegQueue<CoRef>,
+    /// Set by the owner while it has nothing to run (from entering its idle path until it finds
+    /// work), with `Runtime::hungry` counting the workers that have it set. Owner writes (SeqCst
+    /// swap), spawners read.
+    pub(crate) hungry: AtomicBool,
+    /// Started, unfinished coroutines hosted here (the registry's length without its lock).
+    /// Owner writes (plain load + Release store), spawners read it to weigh this worker.
+    pub(crate) hosted: AtomicUsize,
 }
 
 /// Started coroutines of one worker, by slot.
@@ -112,6 +125,11 @@ pub(crate) struct Runtime {
     pub(crate) global: global::GlobalQueue,
     pub(crate) idle: AtomicUsize,
     pub(crate) spinning: AtomicUsize,
+    /// Workers whose `hungry` flag is set: while it is non-zero, a worker about to start fresh
+    /// work of its own weighs the workers first (`placement.rs`). Workers update it when they
+    /// flip their own flag (SeqCst RMW); other workers read it (Relaxed: a stale value only
+    /// delays or adds one weighing).
+    pub(crate) hungry: AtomicUsize,
     /// Coroutines spawned and finished by threads that are not workers (workers count their
     /// own in `WorkerShared`: one shared counter would bounce between cores on every spawn).
     pub(super) plain_spawned: AtomicU64,

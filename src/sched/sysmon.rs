@@ -109,7 +109,7 @@ fn run() {
     }
 }
 
-/// Move the fresh coroutines of a stuck worker to the global queue. Returns how many moved.
+/// Move the fresh coroutines of a stuck worker (its gifts too) to the global queue. Returns how many moved.
 fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &RunQueue) -> usize {
     let mut moved = 0;
     let p = w.runnext.load(Ordering::Acquire);
@@ -128,7 +128,11 @@ fn rescue_fresh(r: &'static Runtime, w: &'static super::WorkerShared, rescue: &R
         r.global.push(c);
         moved += 1;
     }
-    while let Some(first) = w.runq.steal_into(rescue) {
+    while let Some(c) = w.gifts.pop() {
+        r.global.push(c);
+        moved += 1;
+    }
+    while let Some(first) = w.runq.steal_into(rescue, usize::MAX) {
         r.global.push(first);
         moved += 1;
         while let Some(c) = rescue.pop() {
@@ -164,6 +168,7 @@ fn all_asleep(r: &'static Runtime) -> bool {
             || w.timeouts.load(Ordering::SeqCst) > 0
             || w.runq.len() > 0
             || w.lifo.len() > 0
+            || !w.gifts.is_empty()
             || !w.runnext.load(Ordering::SeqCst).is_null()
             || !w.inbox.is_empty()
         {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::compaction;
 use super::coop;
+use super::placement::{BURST_WEIGH, HUNGRY_BACKOFF, RECHECK, STUCK_STEAL_MS, WEIGH_EVERY};
 use super::poller;
 use super::shared::{coarse_now_ms, count_up, started as rt, Runtime, WorkerShared};
 use crate::co::CoRef;
@@ -98,6 +99,25 @@ pub(crate) struct WorkerLocal {
     /// Nonzero while the running coroutine must not switch away (it runs a panic hook: see
     /// `sched::no_switch`); it then waits as a plain thread would, blocking the worker.
     pub(crate) no_switch: Cell<u32>,
+    /// Mirror of `shared.hungry` (so the loop flips the shared flag only when it changes).
+    hungry: Cell<bool>,
+    /// Coroutines spawned here so far, plus fresh starts that could have weighed (every
+    /// `WEIGH_EVERY`th spawn weighs the workers; `weigh_after` counts on it too).
+    spawns: Cell<u32>,
+    /// Per other worker: its tick when this worker last looked, and since when it has had that
+    /// value (a thief's own view of whether the victim seems stuck; `placement.rs`).
+    seen: UnsafeCell<Vec<(u64, Instant)>>,
+    /// Set by `find_runnable` when what it returns is a gift (never handed on again).
+    gift_next: Cell<bool>,
+    /// The value of `spawns` from which weighings because some worker is hungry resume (see
+    /// `back_off`: a hungry worker heavier than us may stay hungry a while).
+    weigh_after: Cell<u32>,
+    /// Cooperation points (`sched::coop_point`) the running coroutine has passed since it was
+    /// switched in.
+    pub(crate) coop: Cell<u32>,
+    /// Spawns of the running coroutine since it was switched in (the `BURST_WEIGH`th weighs,
+    /// then again after gaps that double: see `place_spawn`).
+    slice_spawns: Cell<u32>,
 }
 
 thread_local! {
@@ -153,6 +173,112 @@ impl WorkerLocal {
     fn heap(&self) -> &mut BinaryHeap<ParkTimeout> {
         // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
         unsafe { &mut *self.timeouts.get() }
+    }
+
+    /// Before a spawn is queued here (the rule: `placement.rs`): weigh on the 4th, 12th, 28th,
+    /// ... spawn of a run slice and on 1 in 32, and share our backlog with a lighter worker.
+    /// The fast path is two owner-only cells.
+    pub(crate) fn before_spawn(&self, r: &Runtime) {
+        let n = self.spawns.get().wrapping_add(1);
+        self.spawns.set(n);
+        let slice = self.slice_spawns.get() + 1;
+        self.slice_spawns.set(slice);
+        // The 4th, 12th, 28th, 60th, ... spawn of the slice (gaps doubling), and 1 in 32.
+        let burst = slice >= BURST_WEIGH && (slice + BURST_WEIGH).is_power_of_two();
+        if n % WEIGH_EVERY == 1 || burst {
+            self.share(r, n);
+        }
+    }
+
+    /// Weigh the workers and share our queued backlog with a lighter one (see `share`), e.g.
+    /// before a cooperation point yields and this worker would start that backlog itself.
+    pub(crate) fn rebalance(&self, r: &Runtime) {
+        let n = self.spawns.get().wrapping_add(1);
+        self.spawns.set(n);
+        self.share(r, n);
+    }
+
+    /// Weigh the workers (at spawn/start count `n`); if one is lighter, move up to half the
+    /// difference (at least one) of our queued fresh work to its gifts, oldest first (in a
+    /// fork/join tree those are the biggest subtrees; the newest stay here, warm). Never the
+    /// coroutine in hand (just spawned, or about to start): it runs here soon, rather than wait
+    /// for another worker to wake up — a spawner that polls for its child with `gosched`
+    /// relies on that.
+    fn share(&self, r: &Runtime, n: u32) {
+        let (w, diff) = match r.lighter_worker(self.shared) {
+            Ok(found) => found,
+            Err(margin) => {
+                self.back_off(n, margin);
+                return;
+            }
+        };
+        for _ in 0..(diff / 2).max(1) {
+            match self.shared.lifo.pop_oldest() {
+                Some(c) => w.gift(c),
+                None => break,
+            }
+        }
+    }
+
+    /// Whether a hungry worker may make us weigh at count `n` (spawns, or starts: see
+    /// `weigh_after`).
+    fn may_weigh(&self, n: u32) -> bool {
+        (n.wrapping_sub(self.weigh_after.get()) as i32) >= 0
+    }
+
+    /// After a weighing at count `n` found every other worker heavier by `margin`: skip the
+    /// hunger-triggered weighings of the next `margin` counts (at most `HUNGRY_BACKOFF`).
+    fn back_off(&self, n: u32, margin: usize) {
+        let skip = margin.min(HUNGRY_BACKOFF as usize) as u32;
+        self.weigh_after.set(n.wrapping_add(1).wrapping_add(skip));
+    }
+
+    /// Flip this worker's hungry flag (and `Runtime::hungry`) if it changes.
+    fn set_hungry(&self, r: &Runtime, h: bool) {
+        if self.hungry.get() == h {
+            return;
+        }
+        self.hungry.set(h);
+        self.shared.hungry.store(h, Ordering::SeqCst);
+        if h {
+            r.hungry.fetch_add(1, Ordering::SeqCst);
+        } else {
+            r.hungry.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether worker `v` has been running one coroutine (its tick unchanged) for at least
+    /// `STUCK_STEAL_MS`, as far as this worker has watched it.
+    fn seems_stuck(&self, v: &WorkerShared) -> bool {
+        // SAFETY: owner-only; no reference to it is held across calls that could re-enter.
+        let seen = unsafe { &mut *self.seen.get() };
+        if seen.len() <= v.index {
+            seen.resize(v.index + 1, (u64::MAX, Instant::now()));
+        }
+        let tick = v.tick.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let e = &mut seen[v.index];
+        if v.running.load(Ordering::Relaxed) == 0 || e.0 != tick {
+            *e = (tick, now);
+            return false;
+        }
+        now.duration_since(e.1) >= Duration::from_millis(STUCK_STEAL_MS)
+    }
+
+    /// How many fresh coroutines this worker may take from `v` now (0: none; the stealing rule
+    /// in `placement.rs`), and whether it may take gifts too.
+    fn steal_allowance(&self, v: &WorkerShared) -> (usize, bool) {
+        if !v.fresh_queued() {
+            return (0, false);
+        }
+        let (theirs, mine) = (v.load(), self.shared.load());
+        if theirs >= mine + 2 {
+            return ((theirs - mine) / 2, false);
+        }
+        if self.seems_stuck(v) {
+            return (usize::MAX, true);
+        }
+        (0, false)
     }
 
     /// Whether this worker is above the gomaxprocs target (refreshed every few rounds).
@@ -399,6 +525,11 @@ impl WorkerLocal {
                 .shared
                 .runq
                 .pop()
+                .or_else(|| {
+                    let g = self.shared.gifts.pop();
+                    self.gift_next.set(g.is_some());
+                    g
+                })
                 .or_else(|| self.shared.lifo.pop_oldest())
             {
                 return Some(Next::Fresh(c));
@@ -431,6 +562,13 @@ impl WorkerLocal {
         if let Some(c) = self.shared.runq.pop() {
             return Some(Next::Fresh(c));
         }
+        // Placed here deliberately (this worker was the lightest). After our own fresh work:
+        // a gift is often the root of a big subtree of a fork/join tree, and starting the next
+        // one before the last one's children would run the tree breadth-first (see `lifo.rs`).
+        if let Some(c) = self.shared.gifts.pop() {
+            self.gift_next.set(true);
+            return Some(Next::Fresh(c));
+        }
         if !self.heap().is_empty() {
             self.fire_timeouts(Instant::now());
             if let Some(p) = self.ready_q().pop_front() {
@@ -444,9 +582,11 @@ impl WorkerLocal {
         if retiring {
             return None;
         }
-        // Take a share of the global queue along, so that it drains in batches.
+        // Take at most our share of the global queue (this one and `share - 1` more), so that
+        // it drains in batches and a burst there spreads over the workers.
         let share = r.global.len() / r.target.load(Ordering::Relaxed).max(1);
-        if let Some(c) = r.global.pop_batch(share.min(runq_room(self)), |x| {
+        let more = share.saturating_sub(1).min(runq_room(self));
+        if let Some(c) = r.global.pop_batch(more, |x| {
             let _ = self.enqueue(Next::Fresh(x));
         }) {
             return Some(Next::Fresh(c));
@@ -467,18 +607,33 @@ impl WorkerLocal {
                 continue;
             }
             let Some(v) = r.worker(i) else { continue };
-            if let Some(c) = v.runq.steal_into(&self.shared.runq) {
+            let (max, gifts_too) = self.steal_allowance(v);
+            if max == 0 {
+                continue;
+            }
+            if let Some(c) = v.runq.steal_into(&self.shared.runq, max) {
                 return Some(c);
             }
-            let mut stolen = v.lifo.steal_half().into_iter();
+            let mut stolen = v.lifo.steal_half(max).into_iter();
             if let Some(first) = stolen.next() {
                 for c in stolen {
                     self.shared.lifo.push(c, |old| self.push_ring(old));
                 }
                 return Some(first);
             }
+            if gifts_too {
+                if let Some(c) = v.gifts.pop() {
+                    return Some(c);
+                }
+            }
         }
         None
+    }
+
+    /// Whether another active worker has fresh work queued (that we may or may not take).
+    fn fresh_elsewhere(&self, r: &'static Runtime) -> bool {
+        let n = r.created().min(r.target.load(Ordering::Relaxed));
+        (0..n).any(|i| i != self.shared.index && r.worker(i).is_some_and(|w| w.fresh_queued()))
     }
 
     /// Whether there is anything this worker could run right now (checked after announcing
@@ -490,6 +645,7 @@ impl WorkerLocal {
             || !self.yielded.get().is_null()
             || self.shared.runq.len() > 0
             || self.shared.lifo.len() > 0
+            || !self.shared.gifts.is_empty()
         {
             return true;
         }
@@ -504,9 +660,7 @@ impl WorkerLocal {
         }
         let n = r.created().min(r.target.load(Ordering::Relaxed));
         (0..n).any(|i| {
-            i != self.shared.index
-                && r.worker(i)
-                    .is_some_and(|w| w.runq.len() > 0 || w.lifo.len() > 0)
+            i != self.shared.index && r.worker(i).is_some_and(|w| self.steal_allowance(w).0 > 0)
         })
     }
 
@@ -517,11 +671,13 @@ impl WorkerLocal {
             return None;
         }
         if self.refresh_retiring() {
+            self.set_hungry(r, false); // hungry for nothing: it takes no new work
             self.hand_off_fresh(r);
             if self.try_exit(r) {
                 return None;
             }
         } else {
+            self.set_hungry(r, true);
             r.spinning.fetch_add(1, Ordering::SeqCst);
             for i in 0..SPIN_ROUNDS {
                 if let Some(c) = self.find_runnable(r) {
@@ -563,11 +719,16 @@ impl WorkerLocal {
             r.idle.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let next = if self.heap().is_empty() {
+        let mut next = if self.heap().is_empty() {
             None
         } else {
             self.fire_timeouts(Instant::now())
         };
+        if !self.retiring() && self.fresh_elsewhere(r) {
+            // Fresh work we may not take yet: look again soon (its owner may get stuck).
+            let soon = Instant::now() + RECHECK;
+            next = Some(next.map_or(soon, |d| d.min(soon)));
+        }
         // Idle time: compact the stacks of coroutines idle long enough, and wake for the next
         // pass if one is pending.
         let next = match (next, self.compact_if_due()) {
@@ -617,6 +778,7 @@ impl WorkerLocal {
             && self.shared.runnext.load(Ordering::Acquire).is_null()
             && self.shared.runq.len() == 0
             && self.shared.lifo.len() == 0
+            && self.shared.gifts.is_empty()
     }
 
     /// A retired worker ends its thread once it hosts nothing (Go's rule for surplus Ps, made
@@ -633,6 +795,7 @@ impl WorkerLocal {
             return false;
         }
         self.shared.running.store(0, Ordering::Relaxed);
+        self.set_hungry(r, false); // an ended thread asks for no work
         self.shared.exited.store(true, Ordering::SeqCst);
         self.exiting.set(true);
         true
@@ -650,6 +813,10 @@ impl WorkerLocal {
             None => {}
         }
         for c in self.shared.lifo.take_all() {
+            r.global.push(c);
+            moved = true;
+        }
+        while let Some(c) = self.shared.gifts.pop() {
             r.global.push(c);
             moved = true;
         }
@@ -681,6 +848,8 @@ impl WorkerLocal {
             }
         };
         self.current.set(cop);
+        self.coop.set(0);
+        self.slice_spawns.set(0);
         let sh = self.shared;
         // SAFETY: `cop` is alive (registry); plain read of immutable fields.
         sh.running.store(unsafe { (*cop).id }, Ordering::Relaxed);
@@ -748,6 +917,8 @@ impl WorkerLocal {
             }
         }
         co.owner.store(self.shared.index, Ordering::Relaxed);
+        let hosted = &self.shared.hosted;
+        hosted.store(hosted.load(Ordering::Relaxed) + 1, Ordering::Release);
         let slot = crate::util::lock(&self.shared.registry).insert(co.clone());
         co.slot.store(slot, Ordering::Relaxed);
         co.mark_started();
@@ -787,6 +958,8 @@ impl WorkerLocal {
         let slot = co.slot.load(Ordering::Relaxed);
         let removed = crate::util::lock(&self.shared.registry).remove(slot);
         drop(removed);
+        let hosted = &self.shared.hosted;
+        hosted.store(hosted.load(Ordering::Relaxed) - 1, Ordering::Release);
     }
 }
 
@@ -870,6 +1043,13 @@ fn run_loop(shared: &'static WorkerShared) {
         rng: Rng::new(seed),
         unwinding_parked: Cell::new(0),
         no_switch: Cell::new(0),
+        hungry: Cell::new(false),
+        spawns: Cell::new(0),
+        seen: UnsafeCell::new(Vec::new()),
+        gift_next: Cell::new(false),
+        weigh_after: Cell::new(0),
+        coop: Cell::new(0),
+        slice_spawns: Cell::new(0),
     }));
     WORKER.with(|c| c.set(me));
     // Publish our handle before we can ever sleep: a waker that found `sleeping` set but no
@@ -883,11 +1063,30 @@ fn run_loop(shared: &'static WorkerShared) {
             Some(c) => Some(c),
             None => me.idle(r),
         };
-        if let Some(co) = next {
-            me.run_co(co);
-        } else if me.exiting.get() {
-            break;
-        }
+        let gift = me.gift_next.replace(false);
+        let Some(co) = next else {
+            if me.exiting.get() {
+                break;
+            }
+            continue;
+        };
+        let co = match co {
+            // Fresh work of our own while another worker is hungry: hand our queued backlog
+            // over if that one is lighter, before it starts here for good (`placement.rs`).
+            Next::Fresh(co) if !gift && r.hungry.load(Ordering::Relaxed) > 0 => {
+                // Starts count on the spawn clock too, so that the backoff also ends for a
+                // worker that starts work without spawning.
+                let n = me.spawns.get().wrapping_add(1);
+                me.spawns.set(n);
+                if me.may_weigh(n) {
+                    me.share(r, n);
+                }
+                Next::Fresh(co)
+            }
+            co => co,
+        };
+        me.set_hungry(r, false);
+        me.run_co(co);
     }
     // Retired and empty: the thread ends. Nothing here refers to `me` any more (no coroutine
     // is left, and only this thread ever used it).
