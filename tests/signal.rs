@@ -163,6 +163,11 @@ fn in_child() -> bool {
 #[test]
 fn after_stop_sigint_terminates_again() {
     if in_child() {
+        // A shell that starts a job in the background (`cmd &` in a script, as CI runners may)
+        // hands it SIGINT ignored, and goro rightly keeps an ignored signal ignored after
+        // `stop`. This test is about the default action, so start from it.
+        // SAFETY: signal(2) with SIG_DFL on a catchable signal, before anything else runs.
+        unsafe { libc::signal(SIGINT, libc::SIG_DFL) };
         let (tx, rx) = chan::bounded(1);
         signal::notify(&tx, &[SIGINT]).unwrap();
         kill_self(SIGINT);
