@@ -204,8 +204,11 @@ mod tests {
     #[test]
     fn control_block_stays_small() {
         let size = std::mem::size_of::<super::CoBox>();
-        // The corosensei backend's context object is bigger than the assembly one's.
-        let limit = if cfg!(goro_asm) { 320 } else { 352 };
+        // The corosensei backend's context object is bigger than the assembly one's. Session 4
+        // spent 32 bytes (two 16-byte steps of the block's alignment): the one-store wait
+        // reason (u64), the per-coroutine unwind count, and the compaction state (held bytes,
+        // the saved live part, the eligible-park flag).
+        let limit = if cfg!(goro_asm) { 352 } else { 384 };
         assert!(size <= limit, "CoBox grew to {size} bytes (limit {limit})");
     }
 }

@@ -90,7 +90,7 @@ pub(crate) struct Co {
     pub(crate) slot: AtomicUsize,
     /// Heap bytes holding its stack's live part while compacted, else 0. Owner writes, dumps
     /// read (Relaxed).
-    pub(crate) compacted_bytes: AtomicUsize,
+    pub(crate) compacted_bytes: AtomicU32,
     /// The task's own heap box, or null when it lives in `space`.
     task_box: *mut (),
     /// Knows the task's concrete type: runs, fails or drops it (see [`TaskOp`]).
@@ -203,7 +203,7 @@ impl Co {
             wait_since: AtomicU64::new(0),
             stack_size,
             slot: AtomicUsize::new(usize::MAX),
-            compacted_bytes: AtomicUsize::new(0),
+            compacted_bytes: AtomicU32::new(0),
             task_box,
             task_fn,
             space: TaskSpace(UnsafeCell::new(MaybeUninit::uninit())),

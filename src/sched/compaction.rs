@@ -111,7 +111,7 @@ pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
             };
             match crate::stack::compact::compact(stack, ctx.suspended_sp()) {
                 Some(c) => {
-                    co.compacted_bytes.store(c.len(), Ordering::Relaxed);
+                    co.compacted_bytes.store(c.len() as u32, Ordering::Relaxed); // at most MAX_LIVE
                     (*inner).compacted = Some(c);
                     COMPACTED.fetch_add(1, Ordering::Relaxed);
                 }

@@ -54,9 +54,8 @@ pub(crate) const MAX_LIVE: usize = 64 * 1024;
 
 /// The live bytes of a compacted stack, and where they go back.
 pub(crate) struct Compacted {
-    /// The first address of the copied range (16-aligned, at or below the saved stack
-    /// pointer); the range ends at the stack's top.
-    from: usize,
+    /// The bytes of `[top - len, top)`: the range starts 16-aligned at or below the saved
+    /// stack pointer and ends at the stack's top (so its start need not be stored).
     bytes: Box<[u8]>,
 }
 
@@ -107,7 +106,6 @@ pub(crate) unsafe fn compact(stack: &Stack, sp: usize) -> Option<Compacted> {
         return None; // the pages stay; the copy is simply dropped
     }
     Some(Compacted {
-        from,
         bytes: buf.into_boxed_slice(),
     })
 }
@@ -117,8 +115,9 @@ pub(crate) unsafe fn compact(stack: &Stack, sp: usize) -> Option<Compacted> {
 /// # Safety
 /// `c` came from [`compact`] on this `stack`, and nothing has touched the stack since.
 pub(crate) unsafe fn restore(stack: &Stack, c: Compacted) {
-    debug_assert!(c.from >= stack.bottom() && c.from + c.bytes.len() == stack.top());
-    // SAFETY: the same range `compact` copied from, inside the stack, which nobody but this
-    // thread touches until the coroutine resumes (contract).
-    unsafe { std::ptr::copy_nonoverlapping(c.bytes.as_ptr(), c.from as *mut u8, c.bytes.len()) };
+    let from = stack.top() - c.bytes.len();
+    debug_assert!(from >= stack.bottom());
+    // SAFETY: the same range `compact` copied from (it ends at the top), inside the stack,
+    // which nobody but this thread touches until the coroutine resumes (contract).
+    unsafe { std::ptr::copy_nonoverlapping(c.bytes.as_ptr(), from as *mut u8, c.bytes.len()) };
 }
