@@ -79,8 +79,29 @@ fn child_accept_under_emfile() {
                 t.elapsed() < Duration::from_secs(1),
                 "accept spun on EMFILE"
             );
-            fillers.pop(); // free one fd: the queued connection can be accepted now
-            let (s, peer) = l.accept().unwrap();
+            // Free one fd: the queued connection can be accepted now. Another thread of the
+            // process (the test harness's, the C library's) may take a freed slot first, so
+            // free more while accept still reports EMFILE, and say which fds were taken.
+            let mut freed = 0;
+            let (s, peer) = loop {
+                assert!(
+                    fillers.pop().is_some(),
+                    "round {round}: no filler left to free"
+                );
+                freed += 1;
+                match l.accept() {
+                    Ok(r) => break r,
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) && freed < 16 => {}
+                    Err(e) => panic!("round {round}: accept after freeing {freed} fds: {e}"),
+                }
+            };
+            if freed > 1 {
+                eprintln!("round {round}: {freed} fds freed before accept succeeded; open fds:");
+                for fd in open_fds() {
+                    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"));
+                    eprintln!("  {fd} -> {target:?}");
+                }
+            }
             assert!(peer.ip().is_loopback());
             std::mem::forget(s); // keep the fd in use for the next round
         }
