@@ -53,7 +53,12 @@ fn child_accept_under_emfile() {
     let _c1 = std::net::TcpStream::connect(addr).unwrap();
     let _c2 = std::net::TcpStream::connect(addr).unwrap();
     goro::run(move || {
-        // Exhaust the fd table: lower the limit to just above the highest fd, fill the gaps.
+        // Exhaust the fd table: open a few fillers first (each round frees one; the gaps
+        // below the highest fd may be a single one, the directory `open_fds` itself read),
+        // lower the limit to just above the highest fd, then fill the gaps.
+        let mut fillers: Vec<std::fs::File> = (0..4)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
         let max = open_fds().into_iter().max().unwrap();
         let lim = libc::rlimit {
             rlim_cur: (max + 1) as libc::rlim_t,
@@ -61,7 +66,6 @@ fn child_accept_under_emfile() {
         };
         // SAFETY: setrlimit with a valid struct.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-        let mut fillers = Vec::new();
         loop {
             match std::fs::File::open("/dev/null") {
                 Ok(f) => fillers.push(f),
