@@ -743,11 +743,19 @@ fn chat_disconnects_a_client_that_stops_reading() {
     // The stuck client never reads while the talker sends 16 MB: more than its backlog (1,000
     // lines, 4 MB) and the socket buffers (a few MB; a receiver that never reads keeps its
     // window small) can hold. The listener reads all the time, so it stays far below it.
+    // The talker stays at most AHEAD lines ahead of what the listener has read (one credit
+    // per line read): on a loaded machine the listener's thread can stall long enough for its
+    // own queue to pass the backlog, and then it, not the stuck client, would be dropped.
+    const AHEAD: usize = 256;
     let long = "x".repeat(4000);
     let mut w = talker_r.get_ref().try_clone().unwrap();
     let lines = 4000;
+    let (credit_tx, credit_rx) = mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         for j in 0..lines {
+            if j >= AHEAD {
+                credit_rx.recv().expect("the listener stopped reading");
+            }
             w.write_all(format!("{j} {long}\n").as_bytes()).unwrap();
         }
     });
@@ -763,6 +771,7 @@ fn chat_disconnects_a_client_that_stops_reading() {
         } else if let Some((_, text)) = line.split_once(": ") {
             assert_eq!(text.split_once(' ').unwrap().0, got.to_string());
             got += 1;
+            let _ = credit_tx.send(()); // the writer may be done and gone
         } else {
             eprintln!("listener: {line}");
         }
