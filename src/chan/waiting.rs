@@ -31,6 +31,7 @@
 //!   reserved encodings ([`PENDING`], [`ABORTED`], [`DISCONNECTED`]).
 
 use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -96,9 +97,21 @@ impl From<Selected> for usize {
     }
 }
 
+/// Bytes of room in each [`Waiting`] for a plain blocking operation's packet.
+const SLOT_BYTES: usize = 64;
+
+/// Raw, 16-aligned storage for one packet (see [`Waiting::slot`]).
+#[repr(C, align(16))]
+struct Slot([MaybeUninit<u8>; SLOT_BYTES]);
+
 struct Inner {
     select: AtomicUsize,
     packet: AtomicPtr<()>,
+    /// A plain blocking rendezvous send or receive keeps its packet here (when it fits), not
+    /// on its stack, so that a partner writes only heap memory and the waiter's stack may be
+    /// compacted while it waits (`stack::compact`). Used by at most one operation at a time:
+    /// the owner of the context, from `Waiting::new` to `release`.
+    slot: UnsafeCell<Slot>,
     /// Who waits. Kept while the context sits in the per-thread cache: the next operation on
     /// this thread is often by the same coroutine, which then reuses it without touching its
     /// reference count (`park::refresh_current`). Written only while the context is unique
@@ -108,8 +121,10 @@ struct Inner {
 }
 
 // SAFETY: `unparker` is written only through a unique `Arc` (see its docs), so every other
-// access is a read that happens after that write; the other fields are atomics. `Unparker`
-// is itself `Send + Sync`.
+// access is a read that happens after that write; `slot` is raw storage that this type never
+// reads or writes itself (the rendezvous flavor's packet protocol orders every access to what
+// it places there, see `zero.rs`); the other fields are atomics. `Unparker` is itself
+// `Send + Sync`.
 unsafe impl Sync for Inner {}
 // SAFETY: as above; all fields are `Send`.
 unsafe impl Send for Inner {}
@@ -161,6 +176,7 @@ impl Waiting {
             inner: Arc::new(Inner {
                 select: AtomicUsize::new(PENDING),
                 packet: AtomicPtr::new(ptr::null_mut()),
+                slot: UnsafeCell::new(Slot([MaybeUninit::uninit(); SLOT_BYTES])),
                 unparker: UnsafeCell::new(Some(park::current())),
             }),
         }
@@ -176,6 +192,15 @@ impl Waiting {
             fence(Ordering::Acquire);
             put_spare(inner);
         }
+    }
+
+    /// Room for one `P` that lives as long as this context (every clone), or `None` when `P`
+    /// is too big or too strictly aligned for it. The storage is uninitialised; the caller owns
+    /// it from `new` until `release` and must drop whatever it put there before `release`.
+    pub(crate) fn slot<P>(&self) -> Option<*mut P> {
+        let fits = std::mem::size_of::<P>() <= SLOT_BYTES
+            && std::mem::align_of::<P>() <= std::mem::align_of::<Slot>();
+        fits.then(|| self.inner.slot.get().cast::<P>())
     }
 
     /// Claim this context: `Pending -> select`. `Err` carries the state someone else set.
@@ -250,7 +275,11 @@ impl Waiting {
                 return s;
             }
             match deadline {
-                None => park::park(reason),
+                // Idle parks (the waiter's stack may be compacted): every operation that
+                // waits here has published only heap memory to its partners — the context
+                // itself, case ids that are compared and never dereferenced, select packets in
+                // boxes, a plain rendezvous packet in the context's slot or a box.
+                None => park::park_idle(None, reason),
                 Some(d) => {
                     if Instant::now() >= d {
                         return match self.try_select(Selected::Aborted) {
@@ -258,7 +287,7 @@ impl Waiting {
                             Err(s) => s,
                         };
                     }
-                    park::park_until(d, reason);
+                    park::park_idle(Some(d), reason);
                 }
             }
         }
@@ -268,13 +297,14 @@ impl Waiting {
 /// Park with nobody to wake the caller until `deadline` passes, or forever with `None` (a timer
 /// channel waiting for its time, a receive that can never complete).
 pub(crate) fn sleep_until(deadline: Option<Instant>, reason: park::WaitReason) {
+    // Nobody can reach the caller at all: an idle park (the stack may be compacted).
     match deadline {
         None => loop {
-            park::park(reason);
+            park::park_idle(None, reason);
         },
         Some(d) => {
             while Instant::now() < d {
-                park::park_until(d, reason);
+                park::park_idle(Some(d), reason);
             }
         }
     }

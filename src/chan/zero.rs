@@ -7,20 +7,21 @@
 //! with no receiver waiting it registers its own packet (holding the message) and parks until
 //! a receiver takes it. Receivers mirror this.
 //!
-//! Packets: a blocking `send`/`recv` keeps its packet on its own stack; a blocked `select`
-//! case gets a heap packet, empty even for a send case (the value is evaluated only if the
-//! case is chosen). Who does what:
-//! - claimer receives from a stack packet: take the message, set `ready`, unpark the sender;
+//! Packets: a plain blocking `send`/`recv` keeps its packet in its `Waiting`'s slot (or in a
+//! box when the message is too big for it), never on its stack, so a parked waiter's stack can
+//! be compacted; a blocked `select` case gets a boxed packet, empty even for a send case (the
+//! value is evaluated only if the case is chosen). Who does what:
+//! - claimer receives from a plain packet: take the message, set `ready`, unpark the sender;
 //! - claimer receives from a heap (select send) packet: before the CAS, store its own unparker
 //!   in the packet; after, unpark the sender, park until `ready`, take the message, free it;
 //! - claimer sends: write the message, set `ready`, unpark the receiver (which frees a heap
 //!   packet itself);
-//! - a claimed blocking sender/receiver parks until `ready` (its stack packet is in use until
+//! - a claimed blocking sender/receiver parks until `ready` (its plain packet is in use until
 //!   then); a claimed select send case writes its message, sets `ready`, unparks the waiter
 //!   stored in the packet.
 //!
 //! `ready` is a plain flag plus an unpark, not a `park::OneShot`: whoever sets `ready` hands
-//! the packet back, and its owner may return (a stack packet) or free it (a heap packet) the
+//! the packet back, and its owner may drop it (a plain packet) or free it (a select case's box) the
 //! moment it sees the flag, so the setter must not touch the packet after its store. The
 //! setter therefore takes the handle it will unpark *before* the store (the claimed waiter's
 //! `Waiting`, an `Arc` it holds, or the unparker stored in a heap packet), and a plain Release
@@ -28,7 +29,7 @@
 //! which here would be a use after free (and an extra locked instruction per hand-over).
 //!
 //! Invariants: a packet is touched by at most two parties, its owner and the claimer that won
-//! the CAS; `ready` is set last by whoever completes the hand-over, and a stack packet's
+//! the CAS; `ready` is set last by whoever completes the hand-over, and a plain packet's
 //! owner does not return before `ready`; a heap packet is freed exactly once, by the receiving
 //! side after reading, or by `unregister` when nobody claimed it.
 
@@ -45,30 +46,86 @@ use crate::park::{self, Unparker};
 use crate::util;
 
 pub(crate) struct Packet<T> {
-    on_stack: bool,
+    /// The packet of a plain blocking `send`/`recv`, placed and dropped by that operation
+    /// ([`PlainPacket`]); false: a select case's box, freed by whoever completes it last.
+    plain: bool,
     ready: AtomicBool,
     msg: UnsafeCell<Option<T>>,
-    /// Heap packets of select send cases: the receiver that claimed it, to wake once written.
+    /// Boxed packets of select send cases: the receiver that claimed it, to wake once written.
     waiter: UnsafeCell<Option<Unparker>>,
 }
 
 impl<T> Packet<T> {
-    fn on_stack(msg: Option<T>) -> Packet<T> {
+    fn new(plain: bool, msg: Option<T>) -> Packet<T> {
         Packet {
-            on_stack: true,
+            plain,
             ready: AtomicBool::new(false),
             msg: UnsafeCell::new(msg),
             waiter: UnsafeCell::new(None),
         }
     }
 
-    fn on_heap() -> *mut Packet<T> {
-        Box::into_raw(Box::new(Packet {
-            on_stack: false,
-            ready: AtomicBool::new(false),
-            msg: UnsafeCell::new(None),
-            waiter: UnsafeCell::new(None),
-        }))
+    /// An empty packet for a select case, in a box of its own.
+    fn for_select() -> *mut Packet<T> {
+        Box::into_raw(Box::new(Packet::new(false, None)))
+    }
+}
+
+/// The packet of a plain blocking send or receive: in its [`Waiting`]'s slot when it fits,
+/// else in a box of its own; never on the caller's stack, which a partner would then write
+/// while the waiter's stack may be compacted (`stack::compact`). Dropped by its operation once
+/// no partner can touch it any more: after `ready`, or after the operation's abort or
+/// disconnect won the context's CAS and the entry left the waiter list.
+struct PlainPacket<T> {
+    ptr: *mut Packet<T>,
+    boxed: bool,
+}
+
+impl<T> PlainPacket<T> {
+    /// Place a fresh packet holding `msg` for the operation that owns `cx`, which must
+    /// outlive the result (the slot is part of `cx`).
+    fn place(cx: &Waiting, msg: Option<T>) -> PlainPacket<T> {
+        let packet = Packet::new(true, msg);
+        match cx.slot::<Packet<T>>() {
+            Some(p) => {
+                // SAFETY: `slot` gives storage that fits a `Packet<T>`, owned by the operation
+                // that owns `cx` (ours) and holding nothing live: the previous operation that
+                // used it dropped its packet before it released the context.
+                unsafe { p.write(packet) };
+                PlainPacket {
+                    ptr: p,
+                    boxed: false,
+                }
+            }
+            None => PlainPacket {
+                ptr: Box::into_raw(Box::new(packet)),
+                boxed: true,
+            },
+        }
+    }
+
+    fn get(&self) -> &Packet<T> {
+        // SAFETY: placed in `place` and valid until `drop`; partners only write through the
+        // packet's cells and atomics, never move or free it.
+        unsafe { &*self.ptr }
+    }
+
+    fn as_ptr(&self) -> *mut () {
+        self.ptr.cast()
+    }
+}
+
+impl<T> Drop for PlainPacket<T> {
+    fn drop(&mut self) {
+        if self.boxed {
+            // SAFETY: from `Box::into_raw` in `place`, freed only here; no partner can touch it
+            // any more (the type's docs: its operation drops it only after that).
+            drop(unsafe { Box::from_raw(self.ptr) });
+        } else {
+            // SAFETY: written in `place` and not dropped since; the slot outlives this value
+            // (`place`'s contract) and no partner touches the packet any more (as above).
+            unsafe { std::ptr::drop_in_place(self.ptr) };
+        }
     }
 }
 
@@ -134,7 +191,7 @@ impl<T> Channel<T> {
             // SAFETY: entries' packets are live while registered; `waiter` of a heap packet is
             // only touched under this lock until the CAS below hands it to the sender.
             unsafe {
-                if !(*p).on_stack {
+                if !(*p).plain {
                     *(*p).waiter.get() = Some(me.get_or_insert_with(park::current).clone());
                 }
             }
@@ -163,7 +220,7 @@ impl<T> Channel<T> {
             Some(sender) => {
                 // SAFETY: we won the CAS on the sender, so its packet is ours to complete.
                 let packet = unsafe { &*p };
-                if packet.on_stack {
+                if packet.plain {
                     // SAFETY: the sender is parked until `ready`; its message is in place.
                     let msg = unsafe { (*packet.msg.get()).take() };
                     packet.ready.store(true, Ordering::Release);
@@ -188,7 +245,7 @@ impl<T> Channel<T> {
                 wait_flag(&packet.ready, "chan receive");
                 // SAFETY: `ready`: the sender wrote the message and no longer touches it.
                 let msg = unsafe { (*packet.msg.get()).take() };
-                if !packet.on_stack {
+                if !packet.plain {
                     // SAFETY: heap packets come from `Box::into_raw` and are freed once.
                     drop(unsafe { Box::from_raw(p) });
                 }
@@ -278,10 +335,10 @@ impl<T> Channel<T> {
         }
         let cx = Waiting::new();
         let oper = Operation::hook(&mut token);
-        let packet = Packet::on_stack(Some(msg));
+        let packet = PlainPacket::place(&cx, Some(msg));
         inner
             .senders
-            .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
+            .register_with_packet(oper, packet.as_ptr(), &cx);
         inner.receivers.notify();
         drop(inner);
         let result = match cx.wait_until(deadline, "chan send") {
@@ -289,23 +346,25 @@ impl<T> Channel<T> {
                 // `disconnect` may have emptied the list already.
                 let _ = self.lock().senders.unregister(oper);
                 // SAFETY: nobody claimed the packet (our abort CAS won); it is ours again.
-                let msg = unsafe { (*packet.msg.get()).take() }.expect("message");
+                let msg = unsafe { (*packet.get().msg.get()).take() }.expect("message");
                 Err(SendTimeoutError::Timeout(msg))
             }
             Selected::Disconnected => {
                 // `disconnect` may have emptied the list already.
                 let _ = self.lock().senders.unregister(oper);
-                // SAFETY: as above.
-                let msg = unsafe { (*packet.msg.get()).take() }.expect("message");
+                // SAFETY: the disconnect won the CAS, so no receiver claimed the packet, and
+                // the entry is gone from the list (under the lock just taken).
+                let msg = unsafe { (*packet.get().msg.get()).take() }.expect("message");
                 Err(SendTimeoutError::Disconnected(msg))
             }
             Selected::Operation(_) => {
                 // A receiver claimed us and is taking the message: wait until it is done.
-                wait_flag(&packet.ready, "chan send");
+                wait_flag(&packet.get().ready, "chan send");
                 Ok(())
             }
             Selected::Pending => unreachable!(),
         };
+        drop(packet); // before the context (and its slot) can be reused
         cx.release();
         result
     }
@@ -351,10 +410,10 @@ impl<T> Channel<T> {
         }
         let cx = Waiting::new();
         let oper = Operation::hook(&mut token);
-        let packet = Packet::<T>::on_stack(None);
+        let packet = PlainPacket::<T>::place(&cx, None);
         inner
             .receivers
-            .register_with_packet(oper, &packet as *const Packet<T> as *mut (), &cx);
+            .register_with_packet(oper, packet.as_ptr(), &cx);
         inner.senders.notify();
         drop(inner);
         let result = match cx.wait_until(deadline, "chan receive") {
@@ -369,13 +428,14 @@ impl<T> Channel<T> {
                 Err(RecvTimeoutError::Disconnected)
             }
             Selected::Operation(_) => {
-                wait_flag(&packet.ready, "chan receive");
+                wait_flag(&packet.get().ready, "chan receive");
                 // SAFETY: `ready`: the sender wrote the message and is done with the packet.
-                let msg = unsafe { (*packet.msg.get()).take() };
+                let msg = unsafe { (*packet.get().msg.get()).take() };
                 Ok(msg.expect("goro: rendezvous packet without a message"))
             }
             Selected::Pending => unreachable!(),
         };
+        drop(packet); // before the context (and its slot) can be reused
         cx.release();
         result
     }
@@ -388,12 +448,12 @@ impl<T> Channel<T> {
         inner.closed = true;
         // Select cases register heap packets that `unregister_*` would free; the drained
         // entries are never found there again, so free those packets here (blocked plain
-        // sends and receives use stack packets, owned by their frames).
+        // sends and receives own their plain packets).
         let free_heap_packet = |e: WaitEntry| {
             let p = e.packet as *mut Packet<T>;
             // SAFETY: every entry in these lists carries a packet pointer that is live while
-            // registered; `on_stack` is immutable.
-            if !p.is_null() && unsafe { !(*p).on_stack } {
+            // registered; `plain` is immutable.
+            if !p.is_null() && unsafe { !(*p).plain } {
                 // SAFETY: an unclaimed, registered heap packet is owned by its entry, and the
                 // entry just left the list for good (see `Waker::disconnect_then`).
                 drop(unsafe { Box::from_raw(p) });
@@ -434,7 +494,7 @@ impl<T> Side for Receiving<'_, T> {
     }
 
     fn register(&self, oper: Operation, cx: &Waiting) -> bool {
-        let packet = Packet::<T>::on_heap();
+        let packet = Packet::<T>::for_select();
         let mut inner = self.0.lock();
         inner
             .receivers
@@ -493,7 +553,7 @@ impl<T> Side for Sending<'_, T> {
     }
 
     fn register(&self, oper: Operation, cx: &Waiting) -> bool {
-        let packet = Packet::<T>::on_heap();
+        let packet = Packet::<T>::for_select();
         let mut inner = self.0.lock();
         inner
             .senders

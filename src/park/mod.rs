@@ -150,6 +150,24 @@ pub(crate) fn park_idle(deadline: Option<Instant>, reason: WaitReason) {
     }
 }
 
+/// As [`park_idle`] for a wait in which other threads touch only the object at `shared` (a
+/// `OneShot`, say): idle unless that object lives on the caller's own stack, so whether the
+/// wait is eligible for compaction follows from where the object is, not from the caller.
+pub(crate) fn park_idle_unless_on_stack(
+    shared: *const (),
+    deadline: Option<Instant>,
+    reason: WaitReason,
+) {
+    if sched::on_current_stack(shared as usize) {
+        match deadline {
+            Some(d) => park_until(d, reason),
+            None => park(reason),
+        }
+    } else {
+        park_idle(deadline, reason);
+    }
+}
+
 /// As [`park`], but returns no later than (about) `deadline`. Returns spuriously too: the caller
 /// compares `Instant::now()` with its deadline itself.
 pub(crate) fn park_until(deadline: Instant, reason: WaitReason) {

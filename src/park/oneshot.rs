@@ -33,7 +33,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::{park, park_until, Unparker, WaitReason};
+use super::{park_idle_unless_on_stack, Unparker, WaitReason};
 
 /// Not set; nobody waits yet.
 const UNSET: usize = usize::MAX;
@@ -72,6 +72,10 @@ impl OneShot {
             state: AtomicUsize::new(ARMED),
             waiter: UnsafeCell::new(Some(waiter)),
         }
+    }
+
+    fn addr(&self) -> *const () {
+        (self as *const OneShot).cast()
     }
 
     /// The value, if it is set (Acquire: the setter's earlier writes are visible).
@@ -113,7 +117,9 @@ impl OneShot {
     pub(crate) fn wait(&self, reason: WaitReason) -> usize {
         loop {
             match self.state.load(Ordering::Acquire) {
-                ARMED => park(reason),
+                // The setter touches only this `OneShot`: an idle park unless it is on our
+                // stack (`park_idle_unless_on_stack`).
+                ARMED => park_idle_unless_on_stack(self.addr(), None, reason),
                 UNSET => panic!("goro: OneShot::wait on a OneShot nobody armed"),
                 v => return v,
             }
@@ -130,7 +136,7 @@ impl OneShot {
                     if Instant::now() >= deadline {
                         return None;
                     }
-                    park_until(deadline, reason)
+                    park_idle_unless_on_stack(self.addr(), Some(deadline), reason)
                 }
                 UNSET => panic!("goro: OneShot::wait_until on a OneShot nobody armed"),
                 v => return Some(v),

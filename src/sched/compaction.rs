@@ -1,7 +1,8 @@
 //! When idle stacks are compacted (the mechanism and its safety rule: `stack::compact`).
 //!
 //! Policy: a coroutine waiting in an eligible park (`park::park_idle*`: I/O readiness,
-//! `sleep`) for at least `GORO_COMPACT_AFTER` (default 100 ms; `off` disables it) has its
+//! `sleep`, channel operations and `select`, `sync` waits and joins; the list and its proof
+//! are in `stack::compact`) for at least `GORO_COMPACT_AFTER` (default 100 ms; `off` disables it) has its
 //! stack compacted by its owner worker, in that worker's idle time, in one pass over the
 //! worker's registry. A short park is never compacted, so the hand-over paths pay nothing
 //! but one flag store per eligible park. The owner restores a compacted stack right before

@@ -385,6 +385,17 @@ pub(crate) fn park_current_idle(reason: WaitReason, deadline: Option<Instant>) {
     park_with(reason, deadline, true);
 }
 
+/// Whether `addr` lies in the running coroutine's stack (false on a plain thread).
+pub(crate) fn on_current_stack(addr: usize) -> bool {
+    with_running(|_, co| {
+        // SAFETY: the running coroutine's own `CoInner`, read on its owner's thread while it
+        // runs (nobody else touches it then: see `compaction.rs`).
+        let stack = unsafe { (*co.inner_ptr()).stack.as_ref() };
+        stack.is_some_and(|s| (s.bottom()..s.top()).contains(&addr))
+    })
+    .unwrap_or(false)
+}
+
 fn park_with(reason: WaitReason, deadline: Option<Instant>, idle: bool) {
     let (l, cop) = switchable().expect("park_current outside a coroutine that may switch");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
@@ -399,7 +410,8 @@ fn park_with(reason: WaitReason, deadline: Option<Instant>, idle: bool) {
         }
     }
     co.reason.store(reasons::encode(reason), Ordering::Relaxed);
-    co.wait_since.store(coarse_now_ms(), Ordering::Relaxed);
+    let now_ms = coarse_now_ms();
+    co.wait_since.store(now_ms, Ordering::Relaxed);
     let seq = co.park_seq.load(Ordering::Relaxed).wrapping_add(1);
     co.park_seq.store(seq, Ordering::Relaxed);
     if let Some(d) = deadline {
@@ -407,12 +419,13 @@ fn park_with(reason: WaitReason, deadline: Option<Instant>, idle: bool) {
     } else {
         owner_add(&l.shared.parked_forever, 1);
     }
-    let idle = idle && compaction::after_ms().is_some();
-    if idle {
+    let after = if idle { compaction::after_ms() } else { None };
+    let idle = after.is_some();
+    if let Some(after) = after {
         // SAFETY: the running coroutine's own `CoInner`, on its owner's thread; written
         // through the raw pointer, no reference held across the switch.
         unsafe { (*co.inner_ptr()).idle_park = true };
-        l.note_idle_park();
+        l.note_idle_park(now_ms, after);
     }
     // Parked: switch away. Not parked: it was unparked on its way here (token consumed).
     if co.try_park() {

@@ -396,14 +396,16 @@ impl WorkerLocal {
         co.unwinds.load(Ordering::Relaxed) > 0
     }
 
-    /// The running coroutine enters an eligible park: a compaction pass is due once it has
-    /// waited the configured time.
-    pub(crate) fn note_idle_park(&self) {
-        if let Some(after) = compaction::after_ms() {
-            let at = coarse_now_ms().saturating_add(after);
-            if self.compact_due.get().is_none_or(|d| at < d) {
-                self.compact_due.set(Some(at));
-            }
+    /// The running coroutine enters an eligible park at coarse time `now_ms`: a compaction
+    /// pass is due once it has waited `after` ms. A pass already due keeps its time: it is
+    /// never later than this one's would be (set here for an earlier park, or by a pass as the
+    /// nearest due of those it saw, at most `after` away; a pass refused for a foreign thread
+    /// retries later, which holds for this park too), and the pass schedules the next one from
+    /// every eligible coroutine it sees. So a busy worker pays one load on this path.
+    #[inline]
+    pub(crate) fn note_idle_park(&self, now_ms: u64, after: u64) {
+        if self.compact_due.get().is_none() {
+            self.compact_due.set(Some(now_ms.saturating_add(after)));
         }
     }
 

@@ -11,14 +11,27 @@
 //! compacts or restores the coroutine):
 //!
 //! 1. **The coroutine is suspended in an eligible park.** Parks are eligible only by
-//!    construction: the wait must come through `park::park_idle` / `park_idle_until`, used
-//!    by waits whose protocol hands no other thread a pointer into the stack — an I/O
-//!    readiness wait (`io::wait`: the waiter is registered by an id that is compared, never
-//!    dereferenced, and woken through its heap-allocated unparker; the syscall that moves
-//!    bytes runs after the wake-up, on the coroutine itself) and `sleep` (the timer holds a
-//!    counted reference to the control block only). Every other park (a rendezvous packet on
-//!    the stack that the partner writes, a `blocking` job that borrows from the caller, a
-//!    `sync` waiter) is ineligible because it does not say otherwise.
+//!    construction: the wait must come through `park::park_idle` (or
+//!    `park_idle_unless_on_stack`), used by waits whose protocol hands no other thread a
+//!    pointer into the stack:
+//!    - an I/O readiness wait (`io::wait`): the waiter is registered by an id that is
+//!      compared, never dereferenced, and woken through its heap-allocated unparker; the
+//!      syscall that moves bytes runs after the wake-up, on the coroutine itself;
+//!    - `sleep`, and a timer channel or nil channel receive (`chan::waiting::sleep_until`):
+//!      nobody but a timer, holding a counted reference to the control block, can wake it;
+//!    - every channel wait (`Waiting::wait_until`: blocking send and receive on every flavor,
+//!      `select`): partners touch the `Waiting` (an `Arc`), compare case ids (addresses of
+//!      stack tokens, never dereferenced), and write rendezvous packets that are never on
+//!      the stack — a select case's packet is boxed, a plain send's or receive's lives in its
+//!      `Waiting`'s slot or, for a message too big for it, in a box (`chan::zero`);
+//!    - a `park::OneShot` wait (the `sync` primitives' waiters, `JoinHandle::join`): the
+//!      setter touches only the `OneShot` and what it set before, so the wait is idle unless
+//!      the `OneShot` itself lives on the waiter's stack (checked against the stack's bounds
+//!      at each park, `park_idle_unless_on_stack`).
+//!
+//!    Every other park is ineligible because it does not say otherwise: a claimed rendezvous
+//!    waiter's short wait for `ready`, a `blocking` job that borrows from the caller, a plain
+//!    `park` in a test.
 //! 2. **No thread outside goro exists** (`census::foreign_threads` is false after the
 //!    coroutine parked). Safe Rust can hand another thread a pointer into the stack before
 //!    parking: a `std::thread::scope` (or rayon/crossbeam scope) thread borrowing a local,
