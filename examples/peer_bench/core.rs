@@ -106,6 +106,11 @@ fn parked_mem() {
         });
     }
     started.wait();
+    // Sampled once the parked stacks are compacted: idle workers compact coroutines parked
+    // longer than GORO_COMPACT_AFTER (default 100 ms); 100,000 take a few tens of ms more.
+    // The other peers are sampled at once (waiting changes nothing for them: Go shrinks stacks
+    // only at GC and never below 2 KiB, may and tokio keep what they allocated).
+    goro::sleep(std::time::Duration::from_millis(500));
     let after = vm_rss();
     tx.close();
     exited.wait();
