@@ -315,6 +315,37 @@ fn chan_parked_bytes() -> u64 {
     })
 }
 
+/// The process's compactions so far, from the dump's summary line.
+fn compactions_so_far() -> u64 {
+    goro::runtime::dump()
+        .lines()
+        .find_map(|l| l.strip_prefix("stack compaction so far: "))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One coroutine sleeps 300 ms, 8 times, with `GORO_COMPACT_AFTER=100ms`: each sleep outlasts
+/// the threshold, but it wakes soon after each compaction, so its threshold doubles until it
+/// passes 300 ms and the rest of its sleeps keep the stack. Prints the compactions it caused.
+/// (Idle ages are read from the monitor's coarse clock, which can lag by up to ~100 ms while
+/// the process idles: hence sleeps that long.)
+fn backoff() -> u64 {
+    goro::run(|| {
+        let before = compactions_so_far();
+        let h = goro::spawn(|| {
+            let data = Pattern::new(99);
+            for _ in 0..8 {
+                goro::sleep(Duration::from_millis(300));
+                data.check(99, "across a sleep");
+            }
+        });
+        h.join().unwrap();
+        // The main coroutine's own join park may be compacted once too.
+        println!("COMPACTIONS {}", compactions_so_far() - before);
+        7
+    })
+}
+
 /// RSS + page tables of this process, in bytes.
 fn memory() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -402,6 +433,7 @@ fn child(name: &str) {
         "parked_bytes" => parked_bytes(),
         "waits_survive" => waits_survive(),
         "chan_parked_bytes" => chan_parked_bytes(),
+        "backoff" => backoff(),
         other => panic!("unknown child {other}"),
     };
     println!("CHILD-OK {v}");
@@ -433,6 +465,29 @@ fn number(out: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in\n{out}"))
 }
 
+/// No exact saved stack pointer on the corosensei backend: compaction stays off there.
+fn none_on_corosensei(compacted: u64) -> Result<(), String> {
+    match compacted {
+        0 => Ok(()),
+        n => Err(format!("{n} compacted on corosensei")),
+    }
+}
+
+/// Run child `name` with compaction at every pass and with it off; the compacted coroutines
+/// must cost at least `margin` bytes less each (nothing to compare on corosensei).
+fn compare_bytes(name: &str, what: &str, margin: u64) -> Result<(), String> {
+    if cfg!(feature = "corosensei") {
+        return Ok(()); // compaction is off on that backend
+    }
+    let on = number(&run_child(name, "0")?, "BYTES-PER-COROUTINE");
+    let off = number(&run_child(name, "off")?, "BYTES-PER-COROUTINE");
+    println!("parked coroutine {what}: {on} B compacted, {off} B not");
+    if on + margin > off {
+        return Err(format!("compacted {on} B vs {off} B per coroutine"));
+    }
+    Ok(())
+}
+
 type Check = (&'static str, fn() -> Result<(), String>);
 
 const CHECKS: &[Check] = &[
@@ -440,12 +495,7 @@ const CHECKS: &[Check] = &[
         let out = run_child("values_survive", "0")?;
         let n = number(&out, "COMPACTED-IN-DUMP");
         if cfg!(feature = "corosensei") {
-            // No exact saved stack pointer on that backend: compaction stays off.
-            return if n == 0 {
-                Ok(())
-            } else {
-                Err(format!("{n} compacted on corosensei"))
-            };
+            return none_on_corosensei(n);
         }
         if n < 1000 {
             return Err(format!(
@@ -459,11 +509,7 @@ const CHECKS: &[Check] = &[
         let n = number(&out, "COMPACTED-IN-DUMP");
         let all = number(&out, "PARKED-IN-ALL");
         if cfg!(feature = "corosensei") {
-            return if n == 0 {
-                Ok(())
-            } else {
-                Err(format!("{n} compacted on corosensei"))
-            };
+            return none_on_corosensei(n);
         }
         // Most of them are parked and compacted when the dump looks (a few are still on
         // their way to their wait, or woken by a spurious token).
@@ -475,19 +521,22 @@ const CHECKS: &[Check] = &[
         Ok(())
     }),
     ("coroutines_parked_on_a_channel_cost_less_memory", || {
-        if cfg!(feature = "corosensei") {
-            return Ok(()); // compaction is off on that backend
-        }
-        let on = number(&run_child("chan_parked_bytes", "0")?, "BYTES-PER-COROUTINE");
-        let off = number(
-            &run_child("chan_parked_bytes", "off")?,
-            "BYTES-PER-COROUTINE",
-        );
-        println!("coroutine parked on a rendezvous receive: {on} B compacted, {off} B not");
         // Not compacted: a touched stack page and its page-table share; compacted: the live
         // bytes on the heap (a few hundred). At least 2 KiB apart.
-        if on + 2048 > off {
-            return Err(format!("compacted {on} B vs {off} B per coroutine"));
+        compare_bytes("chan_parked_bytes", "parked on a rendezvous receive", 2048)
+    }),
+    ("a_coroutine_woken_soon_after_compaction_backs_off", || {
+        let out = run_child("backoff", "100ms")?;
+        let n = number(&out, "COMPACTIONS");
+        if cfg!(feature = "corosensei") {
+            return none_on_corosensei(n);
+        }
+        // Without the backoff every one of the 8 sleeps is compacted; with it the threshold
+        // doubles twice (100 -> 200 -> 400 ms) and the sleeps after that keep their stack.
+        if !(1..=5).contains(&n) {
+            return Err(format!(
+                "{n} compactions for 8 sleeps of 300 ms, want 1 to 5\n{out}"
+            ));
         }
         Ok(())
     }),
@@ -526,18 +575,9 @@ const CHECKS: &[Check] = &[
         Ok(())
     }),
     ("compacted_coroutines_cost_less_memory", || {
-        if cfg!(feature = "corosensei") {
-            return Ok(()); // compaction is off on that backend
-        }
-        let on = number(&run_child("parked_bytes", "0")?, "BYTES-PER-COROUTINE");
-        let off = number(&run_child("parked_bytes", "off")?, "BYTES-PER-COROUTINE");
-        println!("parked coroutine with a 4 KiB stack buffer: {on} B compacted, {off} B not");
         // Not compacted: two touched stack pages (the buffer and the frames above it); compacted:
         // the live bytes on the heap. At least 3 KiB apart.
-        if on + 3072 > off {
-            return Err(format!("compacted {on} B vs {off} B per coroutine"));
-        }
-        Ok(())
+        compare_bytes("parked_bytes", "with a 4 KiB stack buffer", 3072)
     }),
 ];
 

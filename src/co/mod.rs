@@ -107,6 +107,9 @@ pub(crate) struct CoInner {
     /// Set while the coroutine waits in a park whose stack may be compacted (`park::park_idle`;
     /// see `stack::compact`), cleared when it returns.
     pub(crate) idle_park: bool,
+    /// How many times its compaction threshold has doubled: a coroutine woken soon after it
+    /// was compacted waits longer before the next one (`sched::compaction`).
+    pub(crate) compact_backoff: u8,
     /// The live bytes of its stack while compacted (restored before it runs again).
     pub(crate) compacted: Option<crate::stack::compact::Compacted>,
 }
@@ -210,6 +213,7 @@ impl Co {
             inner: UnsafeCell::new(CoInner {
                 stack,
                 idle_park: false,
+                compact_backoff: 0,
                 compacted: None,
                 ctx: None,
                 info: None,

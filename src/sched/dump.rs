@@ -11,7 +11,7 @@ use crate::co::{NOTIFIED, PARKED, RUNNABLE, RUNNING};
 
 /// One line per live coroutine: id, name, state, what it waits on and for how long (wait
 /// durations are approximate, to the monitor's ~10–100 ms clock). Coroutines not yet started
-/// are summed up in one line.
+/// are summed up in one line, and the process's stack compactions and restores in another.
 pub(crate) fn dump() -> String {
     let Some(r) = super::rt_if_started() else {
         return String::from("(goro runtime not started)\n");
@@ -68,6 +68,13 @@ pub(crate) fn dump() -> String {
     }
     if out.is_empty() {
         out.push_str("(no coroutines)\n");
+    }
+    let (c, r) = super::compaction::totals();
+    if c > 0 {
+        let _ = writeln!(
+            out,
+            "stack compaction so far: {c} compactions, {r} restores"
+        );
     }
     out
 }
