@@ -107,11 +107,23 @@ fn parked_mem() {
     }
     started.wait();
     // Sampled once the parked stacks are compacted: idle workers compact coroutines parked
-    // longer than GORO_COMPACT_AFTER (default 100 ms); 100,000 take a few tens of ms more.
-    // The other peers are sampled at once (waiting changes nothing for them: Go shrinks stacks
-    // only at GC and never below 2 KiB, may and tokio keep what they allocated).
-    goro::sleep(std::time::Duration::from_millis(500));
-    let after = vm_rss();
+    // longer than GORO_COMPACT_AFTER (default 100 ms), 100,000 of them in some tens of ms on
+    // a quiet machine, longer on a loaded one; so sample every 100 ms from 0.3 s on until the
+    // figure stops falling (at most 5 s). The other peers are sampled at once (waiting changes
+    // nothing for them: Go shrinks stacks only at GC and never below 2 KiB, may and tokio keep
+    // what they allocated).
+    goro::sleep(std::time::Duration::from_millis(200));
+    let settle = Instant::now();
+    let mut after = vm_rss();
+    loop {
+        goro::sleep(std::time::Duration::from_millis(100));
+        let now = vm_rss();
+        let falling = (now as f64) < after as f64 - 0.01 * (after as f64 - before as f64);
+        after = after.min(now);
+        if !falling || settle.elapsed().as_secs() >= 5 {
+            break;
+        }
+    }
     tx.close();
     exited.wait();
     let per = (after as f64 - before as f64) / PARKED_N as f64;
