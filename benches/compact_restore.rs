@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use goro::chan::bounded;
 
-/// Coroutines the dump lists as compacted.
-fn compacted_now() -> usize {
+/// Whether the dump lists the coroutine named `SLEEPER` as compacted.
+fn sleeper_compacted() -> bool {
     goro::runtime::dump()
         .lines()
-        .filter(|l| l.contains("compacted:"))
-        .count()
+        .any(|l| l.contains(SLEEPER) && l.contains("compacted:"))
 }
+
+const SLEEPER: &str = "\"compact-restore-sleeper\"";
 
 /// One wake-up: a coroutine with 2 KiB of live stack data parks on a rendezvous receive; once
 /// it is compacted (when `compacted`; at once otherwise) we send it the time, and it reports
@@ -28,17 +29,20 @@ fn wake_latency(compacted: bool) -> Duration {
     let (tx, rx) = bounded::<Instant>(0);
     let (back_tx, back_rx) = bounded::<Duration>(0);
     let (ready_tx, ready_rx) = bounded::<()>(0);
-    goro::go!(move || {
-        let buf = black_box([7u8; 2048]);
-        ready_tx.send(()).unwrap();
-        let t0 = rx.recv().unwrap();
-        let d = t0.elapsed();
-        assert!(black_box(&buf).iter().all(|&b| b == 7));
-        back_tx.send(d).unwrap();
-    });
+    goro::Builder::new()
+        .name(SLEEPER.trim_matches('"'))
+        .spawn(move || {
+            let buf = black_box([7u8; 2048]);
+            ready_tx.send(()).unwrap();
+            let t0 = rx.recv().unwrap();
+            let d = t0.elapsed();
+            assert!(black_box(&buf).iter().all(|&b| b == 7));
+            back_tx.send(d).unwrap();
+        })
+        .unwrap();
     ready_rx.recv().unwrap();
     if compacted {
-        while compacted_now() == 0 {
+        while !sleeper_compacted() {
             goro::sleep(Duration::from_millis(2));
         }
     }
