@@ -607,7 +607,7 @@ impl<T> Receiver<T> {
         self.chan.capacity()
     }
 
-    /// Whether both receivers belong to the same channel (every [`never`] channel is the
+    /// Whether both receivers belong to the same channel (every [`never()`] channel is the
     /// same channel).
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
         self.chan.same_as(&other.chan)
