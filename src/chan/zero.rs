@@ -21,8 +21,8 @@
 //!   stored in the packet.
 //!
 //! `ready` is a plain flag plus an unpark, not a `park::OneShot`: whoever sets `ready` hands
-//! the packet back, and its owner may drop it (a plain packet) or free it (a select case's box) the
-//! moment it sees the flag, so the setter must not touch the packet after its store. The
+//! the packet back, and its owner may drop it (a plain packet) or free it (a select case's
+//! box) the moment it sees the flag, so the setter must not touch the packet after its store. The
 //! setter therefore takes the handle it will unpark *before* the store (the claimed waiter's
 //! `Waiting`, an `Arc` it holds, or the unparker stored in a heap packet), and a plain Release
 //! store suffices; a `OneShot`'s setter reads the waiter slot after its read-modify-write,

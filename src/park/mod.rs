@@ -143,10 +143,15 @@ pub(crate) fn park_idle(deadline: Option<Instant>, reason: WaitReason) {
     if sched::in_coroutine() {
         sched::park_current_idle(reason, deadline);
     } else {
-        match deadline {
-            Some(d) => park_until(d, reason),
-            None => park(reason),
-        }
+        park_for(deadline, reason);
+    }
+}
+
+/// [`park_until`] with a deadline, [`park`] without.
+fn park_for(deadline: Option<Instant>, reason: WaitReason) {
+    match deadline {
+        Some(d) => park_until(d, reason),
+        None => park(reason),
     }
 }
 
@@ -159,10 +164,7 @@ pub(crate) fn park_idle_unless_on_stack(
     reason: WaitReason,
 ) {
     if sched::on_current_stack(shared as usize) {
-        match deadline {
-            Some(d) => park_until(d, reason),
-            None => park(reason),
-        }
+        park_for(deadline, reason);
     } else {
         park_idle(deadline, reason);
     }

@@ -2,8 +2,8 @@
 //!
 //! Policy: a coroutine waiting in an eligible park (`park::park_idle*`: I/O readiness,
 //! `sleep`, channel operations and `select`, `sync` waits and joins; the list and its proof
-//! are in `stack::compact`) for at least `GORO_COMPACT_AFTER` (default 100 ms; `off` disables it) has its
-//! stack compacted by its owner worker, in that worker's idle time, in one pass over the
+//! are in `stack::compact`) for at least `GORO_COMPACT_AFTER` (default 100 ms; `off`
+//! disables it) has its stack compacted by its owner worker, in that worker's idle time, in one pass over the
 //! worker's registry. A short park is never compacted, so the hand-over paths pay nothing
 //! but one flag store per eligible park. The owner restores a compacted stack right before
 //! it resumes the coroutine (`WorkerLocal::run_co`). Nothing is compacted while the process
@@ -42,8 +42,13 @@ const MAX_BACKOFF: u8 = 6;
 const FOREIGN_RETRY_MS: u64 = 100;
 
 /// Compactions and restores so far (process-wide, for tests and dumps).
-pub(crate) static COMPACTED: AtomicU64 = AtomicU64::new(0);
-pub(crate) static RESTORED: AtomicU64 = AtomicU64::new(0);
+static COMPACTED: AtomicU64 = AtomicU64::new(0);
+static RESTORED: AtomicU64 = AtomicU64::new(0);
+
+/// A coroutine's idle time before compaction: `after` doubled `backoff` times.
+fn threshold_ms(after: u64, backoff: u8) -> u64 {
+    after.saturating_mul(1 << backoff)
+}
 
 /// Compactions and restores so far, for `runtime::dump`.
 pub(crate) fn totals() -> (u64, u64) {
@@ -117,7 +122,7 @@ pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
         if !eligible || done {
             continue;
         }
-        let threshold = after.saturating_mul(1 << backoff);
+        let threshold = threshold_ms(after, backoff);
         let age = now_ms.saturating_sub(co.wait_since.load(Ordering::Relaxed));
         if age < threshold {
             let due = threshold - age;
@@ -166,7 +171,7 @@ pub(crate) fn restore(co: &crate::co::Co) {
             // so wait longer next time (a connection that is busy every few hundred ms keeps
             // its stack after a few rounds); a long sleep earns the shorter threshold back.
             let after = after_ms().unwrap_or(0);
-            let threshold = after.saturating_mul(1 << (*inner).compact_backoff);
+            let threshold = threshold_ms(after, (*inner).compact_backoff);
             let idle = coarse_now_ms().saturating_sub(co.wait_since.load(Ordering::Relaxed));
             let b = &mut (*inner).compact_backoff;
             if idle < threshold.saturating_mul(SOON) {
