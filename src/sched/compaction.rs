@@ -22,18 +22,10 @@
 //! the same time).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 
 use super::shared::{coarse_now_ms, WorkerShared};
 use crate::co::PARKED;
 
-/// The default idle time before a stack is compacted, in ms. Long against a hand-over (a
-/// rendezvous round trip is ~0.3 µs; a busy connection's parks last microseconds to
-/// milliseconds), short enough that a server's idle connections shed their stack pages
-/// within a fraction of a second (peers `conns`, 10,000 connections sampled 0.2 s after
-/// they went idle: 7,683 B per connection at 100 ms against 11,010 B with compaction off,
-/// Go 7,354 B, in one run).
-const DEFAULT_AFTER_MS: u64 = 100;
 /// A coroutine restored after less than `SOON` times its threshold doubles its threshold,
 /// up to `MAX_BACKOFF` doublings; one that stayed compacted longer halves it again.
 const SOON: u64 = 8;
@@ -59,40 +51,7 @@ pub(crate) fn totals() -> (u64, u64) {
 }
 
 /// The idle time (ms) after which an eligible parked coroutine is compacted; `None`: off.
-pub(crate) fn after_ms() -> Option<u64> {
-    static AFTER: OnceLock<Option<u64>> = OnceLock::new();
-    *AFTER.get_or_init(|| {
-        if !cfg!(goro_asm) {
-            return None; // corosensei: no exact saved stack pointer
-        }
-        match std::env::var("GORO_COMPACT_AFTER") {
-            Err(_) => Some(DEFAULT_AFTER_MS),
-            Ok(v) => parse_after(&v).unwrap_or_else(|| {
-                eprintln!(
-                    "goro: ignoring invalid GORO_COMPACT_AFTER={v:?} (want off, or a time such as 500ms, 2s, 250)"
-                );
-                Some(DEFAULT_AFTER_MS)
-            }),
-        }
-    })
-}
-
-/// `off` → `Some(None)`; `250`, `250ms`, `2s` → that many ms; anything else → `None`.
-fn parse_after(v: &str) -> Option<Option<u64>> {
-    let v = v.trim();
-    if v.eq_ignore_ascii_case("off") {
-        return Some(None);
-    }
-    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1000)
-    } else {
-        (v, 1)
-    };
-    let n: u64 = num.trim().parse().ok()?;
-    Some(Some(n.checked_mul(scale)?))
-}
+pub(crate) use crate::stack::compact::after_ms;
 
 /// One pass over `shared`'s coroutines at coarse time `now_ms` (owner thread only, while it
 /// runs no coroutine): compact every eligible one idle long enough. Returns the ms until the
@@ -182,23 +141,5 @@ pub(crate) fn restore(co: &crate::co::Co) {
             co.compacted_bytes.store(0, Ordering::Relaxed);
             RESTORED.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_after;
-
-    #[test]
-    fn compact_after_values() {
-        assert_eq!(parse_after("off"), Some(None));
-        assert_eq!(parse_after("OFF"), Some(None));
-        assert_eq!(parse_after("250"), Some(Some(250)));
-        assert_eq!(parse_after("250ms"), Some(Some(250)));
-        assert_eq!(parse_after("2s"), Some(Some(2000)));
-        assert_eq!(parse_after(" 0 "), Some(Some(0)));
-        assert_eq!(parse_after("soon"), None);
-        assert_eq!(parse_after("-1"), None);
-        assert_eq!(parse_after("99999999999999999999s"), None);
     }
 }

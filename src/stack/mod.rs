@@ -11,6 +11,12 @@
 //!                 ^bottom           top^         ^bottom           top^
 //! ```
 //!
+//! While idle stacks may be compacted, a class whose guard + stack exceed 1 MiB (the
+//! default 1 MiB stack) is laid out in *span slots* instead: each stack gets whole 2 MiB
+//! page-table spans of its own, 2 MiB-aligned, guard at the slot's bottom and the rest of
+//! the slot above its top never used, so that a compaction can give back the slot's
+//! page tables too (`pool::slot_len`, `compact`).
+//!
 //! Nothing is committed up front: the kernel commits a page when it is first touched, so a
 //! parked shallow coroutine costs about one page of RSS however large its reserve is. A
 //! stack is never returned to the kernel as address space (slabs are never unmapped, so no
@@ -62,16 +68,20 @@
 //! `GORO_STACK_SIZE` or `Builder::stack_size`) pack more stacks per page-table page.
 //! Installing a guard populates the page table of its 2 MiB region at once, so these
 //! page tables are paid when a stack is first carved, not when it is first touched.
-//! Measured (Linux 6.18, `million_default_stacks_report`): one million 1 MiB stacks
+//! Measured (Linux 6.18, `million_default_stacks_report`, packed): one million 1 MiB stacks
 //! with their top page touched took 2 mappings (adjacent slabs merge), 2.13 KiB of
 //! `VmPTE` and 4.02 KiB of RSS per stack; carving a fresh stack costs one `madvise`
 //! (3 us at 100k stacks, 7 us at 1M in this VM, mostly page-table population), taking
-//! a pooled one costs no syscall.
+//! a pooled one costs no syscall. In span slots a stack in use pins a whole page-table page
+//! (4 KiB, `examples/million`: 3.9 KiB of `VmPTE` per parked coroutine before compaction)
+//! and a compacted one none (10 B: the upper levels).
 //!
 //! # Invariants
 //!
-//! * Every `Stack` owns `[bottom, bottom + size)` exclusively until dropped; a guard of
-//!   [`guard_size`] bytes is always installed at `[bottom - guard_size, bottom)`.
+//! * Every `Stack` owns `[bottom, bottom + size)` exclusively until dropped (and, in a span
+//!   slot, the whole slot); a guard of [`guard_size`] bytes is installed at
+//!   `[bottom - guard_size, bottom)` whenever anything can run on the stack or it is pooled
+//!   (only a compacted stack is without it, `Stack::unguard_for_release`).
 //! * `bottom` and `size` are page multiples, so `top` is page- (hence 16-) aligned.
 //! * Slab memory is never unmapped, so a pooled address stays valid forever.
 
@@ -83,7 +93,7 @@ pub(crate) mod overflow;
 mod pool;
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) use pool::trim_pool;
@@ -134,16 +144,21 @@ pub(crate) fn guard_size() -> usize {
 #[derive(Debug)]
 pub(crate) struct Stack {
     bottom: usize,
-    size: usize,
+    /// Usable bytes (at most [`MAX_STACK_SIZE`], 1 GiB: a `u32` keeps the struct, which
+    /// every coroutine's control block embeds, at three words with the flag below).
+    size: u32,
     /// Lowest stack pointer reported through [`Stack::note_sp`]; `usize::MAX` if none.
     /// (Atomic only so that `Stack` is `Sync`; relaxed accesses cost what a `Cell` does.)
     low_water: AtomicUsize,
+    /// Its guard markers are taken away (a compacted stack in a span slot); they must be
+    /// back before anything runs on it or it is pooled. (Atomic only for `Sync`, as above.)
+    unguarded: AtomicBool,
 }
 
 impl Stack {
     /// One past the highest usable byte; 16-byte (in fact page) aligned.
     pub(crate) fn top(&self) -> usize {
-        self.bottom + self.size
+        self.bottom + self.size()
     }
 
     /// The lowest usable byte (just above the guard).
@@ -152,9 +167,8 @@ impl Stack {
     }
 
     /// Usable bytes.
-    #[cfg(test)]
     pub(crate) fn size(&self) -> usize {
-        self.size
+        self.size as usize
     }
 
     /// Bytes of guard below [`Stack::bottom`].
@@ -171,6 +185,37 @@ impl Stack {
         }
     }
 
+    /// The whole range a compaction may release, `(start, len)`: the stack's span slot with
+    /// its guard markers taken away when it has one (then the kernel frees the slot's page
+    /// tables too) — the guard is then off until [`Stack::reguard`] — else its usable bytes.
+    ///
+    /// # Safety
+    /// Nothing runs on the stack until [`Stack::reguard`] (a suspended, compacted coroutine).
+    pub(crate) unsafe fn unguard_for_release(&self) -> (usize, usize) {
+        let guard_lo = self.bottom - guard_size();
+        let slot = pool::slot_len(self.size()); // 0: packed
+                                                // SAFETY: the guard of this stack, on which nothing runs until `reguard` (contract).
+        if slot != 0 && unsafe { pool::remove_guard(guard_lo) } {
+            self.unguarded.store(true, Ordering::Relaxed);
+            return (guard_lo, slot);
+        }
+        (self.bottom, self.size())
+    }
+
+    /// Put the guard back if [`Stack::unguard_for_release`] took it away. A failure (the
+    /// kernel out of memory for the page table it needs) is an `Err`; the stack must then
+    /// never run or be pooled.
+    pub(crate) fn reguard(&self) -> io::Result<()> {
+        if !self.unguarded.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // SAFETY: this stack's own guard range, unguarded by `unguard_for_release`, and empty
+        // since (nothing ran on the stack meanwhile: its contract).
+        unsafe { pool::reinstall_guard(self.bottom - guard_size()) }?;
+        self.unguarded.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Whether the low-water mark says the stack was used below its top [`KEEP`] bytes.
     fn grew(&self) -> bool {
         self.low_water.load(Ordering::Relaxed) < self.top().saturating_sub(KEEP)
@@ -179,11 +224,14 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        if self.reguard().is_err() {
+            return; // without its guard it must never be reused: leak it
+        }
         let grew = self.grew();
         if grew {
-            shrink(self.bottom, self.size);
+            shrink(self.bottom, self.size());
         }
-        pool::release(self.bottom, self.size, grew);
+        pool::release(self.bottom, self.size(), grew);
     }
 }
 
@@ -269,8 +317,9 @@ pub(crate) fn allocate(size: usize) -> io::Result<Stack> {
     let bottom = pool::acquire(size)?;
     Ok(Stack {
         bottom,
-        size,
+        size: u32::try_from(size).expect("stack sizes are at most 1 GiB"),
         low_water: AtomicUsize::new(usize::MAX),
+        unguarded: AtomicBool::new(false),
     })
 }
 

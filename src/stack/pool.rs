@@ -18,6 +18,11 @@ use super::{guard_size, shrink};
 
 /// `madvise` advice that installs guard markers (Linux 6.13+); not yet in every `libc`.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// `madvise` advice that removes guard markers (Linux 6.13+).
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+/// Address space one page-table page maps (x86_64, 4 KiB pages): the unit in which
+/// `CONFIG_PT_RECLAIM` gives page tables back.
+const SPAN: usize = 2 << 20;
 
 /// Stacks a thread cache holds per size class before it spills a batch.
 const LOCAL_CAP: usize = 32;
@@ -42,8 +47,11 @@ struct Free {
 #[derive(Debug)]
 struct Class {
     size: usize,
-    /// Guard + size: the distance between neighbouring stacks of this class.
+    /// Guard + size: the distance between neighbouring stacks of this class, rounded up to
+    /// whole [`SPAN`]s for a class laid out in span slots ([`slot_len`]).
     stride: usize,
+    /// Stacks sit in span slots (slabs and stacks' guards [`SPAN`]-aligned).
+    slotted: bool,
     free: Vec<Free>,
     bump: usize,
     bump_end: usize,
@@ -75,9 +83,11 @@ impl Global {
         if let Some(i) = self.classes.iter().position(|c| c.size == size) {
             return i;
         }
+        let slot = slot_len(size);
         self.classes.push(Class {
             size,
-            stride: size + guard_size(),
+            stride: if slot != 0 { slot } else { size + guard_size() },
+            slotted: slot != 0,
             free: Vec::new(),
             bump: 0,
             bump_end: 0,
@@ -115,6 +125,8 @@ impl Global {
                 return Err(address_space_error(stride));
             }
         }
+        // Span slots start on a span boundary: map one span more and skip to it.
+        let slack = if self.classes[ci].slotted { SPAN } else { 0 };
         loop {
             let len = stacks * stride;
             // SAFETY: a fresh anonymous private mapping at an address of the kernel's
@@ -122,7 +134,7 @@ impl Global {
             let p = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
-                    len,
+                    len + slack,
                     libc::PROT_READ | libc::PROT_WRITE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                     -1,
@@ -131,11 +143,11 @@ impl Global {
             };
             if p != libc::MAP_FAILED {
                 let c = &mut self.classes[ci];
-                c.bump = p as usize;
-                c.bump_end = p as usize + len;
+                c.bump = (p as usize).next_multiple_of(slack.max(1));
+                c.bump_end = c.bump + len;
                 c.next_slab_stacks = (stacks * 2).min(MAX_SLAB_BYTES / stride).max(1);
                 self.maps += 1;
-                self.reserved += len;
+                self.reserved += len + slack;
                 return Ok(());
             }
             let err = io::Error::last_os_error();
@@ -282,6 +294,66 @@ fn budget_error() -> io::Error {
             max_map_count()
         ),
     )
+}
+
+/// The slot length of a stack of `size` usable bytes laid out in span slots, or 0 when its
+/// class is packed. A stack whose guard and usable bytes take more than half a [`SPAN`] (the
+/// default 1 MiB stack does) gets whole spans of its own, its guard at the bottom, when idle
+/// stacks may be compacted: a compaction can then take its guard markers away and drop the
+/// whole slot in one `MADV_DONTNEED`, which is what makes the kernel free the slot's
+/// page-table pages (`CONFIG_PT_RECLAIM` frees a page-table page only when one call empties
+/// all of the 2 MiB it maps; a guard marker is an entry that keeps it). The price: such a
+/// stack pins a whole page-table page (4 KiB) while in use, where two packed ones share one,
+/// and twice the address space. Smaller stacks stay packed, several to a page-table page.
+/// A pure function of `size` for the life of the process (every input is decided once).
+pub(super) fn slot_len(size: usize) -> usize {
+    if super::compact::after_ms().is_none()
+        || super::page_size() != 4096
+        || size + guard_size() <= SPAN / 2
+    {
+        return 0;
+    }
+    (size + guard_size()).next_multiple_of(SPAN)
+}
+
+/// Take the guard markers at `[lo, lo + guard_size())` away (for a slot release); `false`
+/// when the guards are not markers or the kernel refused.
+///
+/// # Safety
+/// The range is the guard of a stack nobody runs on until [`reinstall_guard`] put it back.
+pub(super) unsafe fn remove_guard(lo: usize) -> bool {
+    if mode() != Mode::Madvise {
+        return false;
+    }
+    guard_advice(lo, MADV_GUARD_REMOVE).is_ok()
+}
+
+/// Put back guard markers that [`remove_guard`] took away.
+///
+/// # Safety
+/// `[lo, lo + guard_size())` is such a guard, and nothing lives in it (it held no pages
+/// since the markers went, as nobody ran on the stack; installing zaps whatever is there).
+pub(super) unsafe fn reinstall_guard(lo: usize) -> io::Result<()> {
+    guard_advice(lo, MADV_GUARD_INSTALL)
+}
+
+/// `madvise(advice)` on the guard at `lo`, retried on `EINTR`/`EAGAIN` (the kernel's answer
+/// to a transient race with a page fault or a fork).
+fn guard_advice(lo: usize, advice: libc::c_int) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        // SAFETY: guard markers only make accesses fault (or stop doing so); our callers own
+        // the range, a guard region of one of our slabs.
+        let rc = unsafe { libc::madvise(lo as *mut libc::c_void, guard_size(), advice) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR | libc::EAGAIN) if tries < 100 => tries += 1,
+            _ => return Err(err),
+        }
+    }
 }
 
 /// Install the guard at `[lo, lo + guard_size())`; `maps` counts mappings we created.

@@ -128,8 +128,9 @@ fn thousands_distinct_aligned_non_overlapping_and_reused() {
     for b in again {
         drop(Stack {
             bottom: b,
-            size,
+            size: size as u32,
             low_water: AtomicUsize::new(usize::MAX),
+            unguarded: std::sync::atomic::AtomicBool::new(false),
         });
     }
 }
