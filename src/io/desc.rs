@@ -88,6 +88,12 @@ impl Slot {
     /// withdraw and retry the syscall).
     pub(crate) fn publish(&self, token: usize, waker: Waker, seen: u64) -> bool {
         let mut w = self.lock();
+        if w.capacity() == 0 {
+            // Nearly always the only waiter: one record (32 bytes with the allocator's
+            // header) instead of `Vec`'s first growth to four (112), for every idle
+            // connection's read side. A second waiter grows it as usual.
+            w.reserve_exact(1);
+        }
         w.push(Waiter { token, waker });
         self.waiting.store(w.len() as u32, Ordering::SeqCst);
         drop(w);

@@ -68,21 +68,36 @@ pub(crate) fn op<R>(
 }
 
 /// Wait once: until an edge after `seen`, a wake-up of the slot, `deadline`, or spuriously.
+///
+/// Never inlined, and the plain-thread path is a function of its own: while a coroutine is
+/// parked here, the frames of `op` and this function are the live part of its stack that a
+/// compaction copies (peers `conns`: 816 bytes per idle connection when the thread path's
+/// `pollfd`s and timespec were inlined into `op`'s frame).
+#[inline(never)]
 fn wait(desc: &Desc, dir: Dir, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
+    if !park::in_coroutine() {
+        return wait_thread(desc, dir, seen, deadline);
+    }
     let slot = desc.slot(dir);
     let marker = 0u8;
     let token = &marker as *const u8 as usize;
-    if park::in_coroutine() {
-        poll::add_waiter();
-        if slot.publish(token, Waker::Coroutine(park::current()), seen) {
-            // Eligible for stack compaction: the slot knows us by `token`, an address it only
-            // compares, and wakes us through the unparker; the bytes move after we wake.
-            park::park_idle(deadline, IO_WAIT);
-        }
-        slot.withdraw(token);
-        poll::remove_waiter();
-        return Ok(());
+    poll::add_waiter();
+    if slot.publish(token, Waker::Coroutine(park::current()), seen) {
+        // Eligible for stack compaction: the slot knows us by `token`, an address it only
+        // compares, and wakes us through the unparker; the bytes move after we wake.
+        park::park_idle(deadline, IO_WAIT);
     }
+    slot.withdraw(token);
+    poll::remove_waiter();
+    Ok(())
+}
+
+/// [`wait`] on a plain thread: `poll(2)` on the fd and the thread's eventfd.
+#[inline(never)]
+fn wait_thread(desc: &Desc, dir: Dir, seen: u64, deadline: Option<Instant>) -> io::Result<()> {
+    let slot = desc.slot(dir);
+    let marker = 0u8;
+    let token = &marker as *const u8 as usize;
     let sig = thread_signal()?;
     if slot.publish(token, Waker::Thread(sig.clone()), seen) {
         let events = match dir {

@@ -11,8 +11,8 @@
 //! backend (no exact saved stack pointer).
 //!
 //! Backoff: a coroutine restored less than `SOON` (8) thresholds after it parked doubles its
-//! own threshold (up to 64 times `GORO_COMPACT_AFTER`), and one that stayed compacted longer
-//! halves it again. So a connection busy every few hundred ms stops paying a copy, a page
+//! own threshold, and more until it is at least twice that park's length (up to 64 times
+//! `GORO_COMPACT_AFTER`), and one that stayed compacted longer halves it again. So a connection busy every few hundred ms stops paying a copy, a page
 //! fault and a `madvise` per round trip after a few rounds (peers `conns`, 10 rounds over
 //! 10,000 connections, lost a third of its round trips to that), while an idle one is
 //! compacted after `GORO_COMPACT_AFTER` as before.
@@ -67,6 +67,8 @@ pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
     }
     let reg = crate::util::lock(&shared.registry);
     let mut next: Option<u64> = None;
+    // Flushed after the loop, before any coroutine of this worker can run (and restore).
+    let mut release = crate::stack::release::Release::new();
     for co in reg.slots.iter().flatten() {
         if co.state.load(Ordering::Acquire) != PARKED {
             continue; // running, or woken and about to run: not idle
@@ -98,7 +100,7 @@ pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
             let Some(ctx) = (*inner).ctx.as_ref() else {
                 continue;
             };
-            match crate::stack::compact::compact(stack, ctx.suspended_sp()) {
+            match crate::stack::compact::compact(stack, ctx.suspended_sp(), &mut release) {
                 Some(c) => {
                     co.compacted_bytes.store(c.len() as u32, Ordering::Relaxed); // at most MAX_LIVE
                     (*inner).compacted = Some(c);
@@ -109,6 +111,8 @@ pub(crate) fn pass(shared: &WorkerShared, now_ms: u64) -> Option<u64> {
             }
         }
     }
+    drop(reg);
+    release.flush();
     next
 }
 
@@ -134,7 +138,14 @@ pub(crate) fn restore(co: &crate::co::Co) {
             let idle = coarse_now_ms().saturating_sub(co.wait_since.load(Ordering::Relaxed));
             let b = &mut (*inner).compact_backoff;
             if idle < threshold.saturating_mul(SOON) {
-                *b = (*b + 1).min(MAX_BACKOFF);
+                // At least one doubling, and enough of them that a park as long as this one
+                // would not be compacted again (twice its length): a connection served every
+                // 200 ms is compacted once, not at 100, 200 and 400 ms thresholds in turn.
+                let mut nb = *b + 1;
+                while nb < MAX_BACKOFF && threshold_ms(after, nb) < idle.saturating_mul(2) {
+                    nb += 1;
+                }
+                *b = nb.min(MAX_BACKOFF);
             } else {
                 *b = b.saturating_sub(1);
             }

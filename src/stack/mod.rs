@@ -90,7 +90,9 @@
 
 pub(crate) mod compact;
 pub(crate) mod overflow;
+mod pack;
 mod pool;
+pub(crate) mod release;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -185,21 +187,22 @@ impl Stack {
         }
     }
 
-    /// The whole range a compaction may release, `(start, len)`: the stack's span slot with
-    /// its guard markers taken away when it has one (then the kernel frees the slot's page
-    /// tables too) — the guard is then off until [`Stack::reguard`] — else its usable bytes.
+    /// What a compaction releases: guard markers to remove first, if any, and the pages to
+    /// drop, each `(start, len)`. In a span slot (with marker guards) that is the guard and
+    /// then the whole slot, so the kernel frees the slot's page tables too, and the stack
+    /// counts as unguarded from now until [`Stack::reguard`]; else its usable bytes only.
     ///
     /// # Safety
     /// Nothing runs on the stack until [`Stack::reguard`] (a suspended, compacted coroutine).
-    pub(crate) unsafe fn unguard_for_release(&self) -> (usize, usize) {
-        let guard_lo = self.bottom - guard_size();
+    pub(crate) unsafe fn unguard_for_release(&self) -> (Option<(usize, usize)>, (usize, usize)) {
         let slot = pool::slot_len(self.size()); // 0: packed
-                                                // SAFETY: the guard of this stack, on which nothing runs until `reguard` (contract).
-        if slot != 0 && unsafe { pool::remove_guard(guard_lo) } {
+        if slot != 0 && pool::guards_are_markers() {
+            let guard_lo = self.bottom - guard_size();
+            // Set before the markers go, so a restore or drop always puts them back.
             self.unguarded.store(true, Ordering::Relaxed);
-            return (guard_lo, slot);
+            return (Some((guard_lo, guard_size())), (guard_lo, slot));
         }
-        (self.bottom, self.size())
+        (None, (self.bottom, self.size()))
     }
 
     /// Put the guard back if [`Stack::unguard_for_release`] took it away. A failure (the

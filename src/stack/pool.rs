@@ -19,7 +19,7 @@ use super::{guard_size, shrink};
 /// `madvise` advice that installs guard markers (Linux 6.13+); not yet in every `libc`.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 /// `madvise` advice that removes guard markers (Linux 6.13+).
-const MADV_GUARD_REMOVE: libc::c_int = 103;
+pub(super) const MADV_GUARD_REMOVE: libc::c_int = 103;
 /// Address space one page-table page maps (x86_64, 4 KiB pages): the unit in which
 /// `CONFIG_PT_RECLAIM` gives page tables back.
 const SPAN: usize = 2 << 20;
@@ -316,35 +316,37 @@ pub(super) fn slot_len(size: usize) -> usize {
     (size + guard_size()).next_multiple_of(SPAN)
 }
 
-/// Take the guard markers at `[lo, lo + guard_size())` away (for a slot release); `false`
-/// when the guards are not markers or the kernel refused.
-///
-/// # Safety
-/// The range is the guard of a stack nobody runs on until [`reinstall_guard`] put it back.
-pub(super) unsafe fn remove_guard(lo: usize) -> bool {
-    if mode() != Mode::Madvise {
-        return false;
-    }
-    guard_advice(lo, MADV_GUARD_REMOVE).is_ok()
+/// Whether guards are `MADV_GUARD_INSTALL` markers (which a slot release removes and a
+/// restore puts back); `mprotect` guards are never touched after carving.
+pub(super) fn guards_are_markers() -> bool {
+    mode() == Mode::Madvise
 }
 
-/// Put back guard markers that [`remove_guard`] took away.
+/// Put back guard markers that a slot release took away.
 ///
 /// # Safety
 /// `[lo, lo + guard_size())` is such a guard, and nothing lives in it (it held no pages
 /// since the markers went, as nobody ran on the stack; installing zaps whatever is there).
 pub(super) unsafe fn reinstall_guard(lo: usize) -> io::Result<()> {
-    guard_advice(lo, MADV_GUARD_INSTALL)
+    // SAFETY: the caller's guard range (contract).
+    unsafe { madvise_retrying(lo, guard_size(), MADV_GUARD_INSTALL) }
 }
 
-/// `madvise(advice)` on the guard at `lo`, retried on `EINTR`/`EAGAIN` (the kernel's answer
+/// `madvise(advice)` on `[lo, lo + len)`, retried on `EINTR`/`EAGAIN` (the kernel's answer
 /// to a transient race with a page fault or a fork).
-fn guard_advice(lo: usize, advice: libc::c_int) -> io::Result<()> {
+///
+/// # Safety
+/// The range is ours and `advice` does to it only what its owner allows (dropping pages
+/// nobody uses, adding or removing guard markers where nothing lives).
+pub(super) unsafe fn madvise_retrying(
+    lo: usize,
+    len: usize,
+    advice: libc::c_int,
+) -> io::Result<()> {
     let mut tries = 0;
     loop {
-        // SAFETY: guard markers only make accesses fault (or stop doing so); our callers own
-        // the range, a guard region of one of our slabs.
-        let rc = unsafe { libc::madvise(lo as *mut libc::c_void, guard_size(), advice) };
+        // SAFETY: the caller's range and advice (contract).
+        let rc = unsafe { libc::madvise(lo as *mut libc::c_void, len, advice) };
         if rc == 0 {
             return Ok(());
         }
