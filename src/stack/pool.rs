@@ -363,31 +363,24 @@ fn install_guard(lo: usize, maps: &mut usize) -> io::Result<()> {
     let len = guard_size();
     let mut m = mode();
     if m != Mode::Mprotect {
-        let mut tries = 0;
-        loop {
-            // SAFETY: `[lo, lo + len)` is an uncarved part of one of our slabs: nothing
-            // lives there. Guard markers make accesses fault; they do not split the mapping.
-            let rc = unsafe { libc::madvise(lo as *mut libc::c_void, len, MADV_GUARD_INSTALL) };
-            if rc == 0 {
+        // SAFETY: `[lo, lo + len)` is an uncarved part of one of our slabs: nothing lives
+        // there. Guard markers make accesses fault; they do not split the mapping.
+        match unsafe { madvise_retrying(lo, len, MADV_GUARD_INSTALL) } {
+            Ok(()) => {
                 if m == Mode::Auto {
                     set_mode(Mode::Madvise);
                 }
                 return Ok(());
             }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR | libc::EAGAIN) if tries < 100 => tries += 1,
-                Some(libc::EINVAL) if m == Mode::Auto => {
-                    set_mode(Mode::Mprotect);
-                    m = Mode::Mprotect;
-                    break;
-                }
-                _ => {
-                    return Err(io::Error::new(
-                        err.kind(),
-                        format!("goro: cannot install a coroutine stack guard: {err}"),
-                    ))
-                }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && m == Mode::Auto => {
+                set_mode(Mode::Mprotect);
+                m = Mode::Mprotect;
+            }
+            Err(err) => {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("goro: cannot install a coroutine stack guard: {err}"),
+                ))
             }
         }
     }
