@@ -2,12 +2,13 @@
 //! `recv` or whole `select`, and the single compare-and-swap that decides it.
 //!
 //! A [`Waiting`] is an `Arc` holding
-//! - `select`: who won. It starts at [`Selected::Pending`] and is changed exactly once, by a
-//!   compare-and-swap, to `Aborted` (the waiter gave up: timeout), `Disconnected` (a channel
-//!   closed) or `Operation(id)` (a partner completed, or will complete, case `id`);
+//! - `shot`, a [`park::OneShot`] armed for the waiter: who won. It starts unset
+//!   ([`Selected::Pending`]) and is *claimed* exactly once, by its compare-and-swap, with
+//!   `Aborted` (the waiter gave up: timeout), `Disconnected` (a channel closed) or
+//!   `Operation(id)` (a partner completed, or will complete, case `id`);
 //! - `packet`: for the rendezvous flavor, the address of the message slot the winner hands
 //!   over (stored right after the CAS, by the winner);
-//! - the waiter's [`Unparker`].
+//! - `slot`: room for a plain rendezvous operation's packet.
 //!
 //! Each case of the operation is registered in a channel's waiter list (`waker.rs`). A partner
 //! that wants to complete with a waiter *claims* it with the one CAS on `select`; whoever loses
@@ -16,13 +17,12 @@
 //! that times out first CASes `Aborted`; if that fails, some partner claimed it and the waiter
 //! must complete that operation, timeout or not.
 //!
-//! Why not `park::OneShot` (the crate's one "set a word once, wake the waiter" type): here
-//! claiming and waking are two steps. A partner claims under a channel lock and wakes the
-//! waiter only once the hand-over is complete (for the rendezvous flavor, after writing the
-//! packet and setting its `ready` flag), so one unpark serves both waits of the waiter; a
-//! `OneShot` wakes at the claim, which would cost the rendezvous path a second park/unpark
-//! round. And a `Waiting` is recycled through a per-thread spare (reset in place), which a
-//! one-shot cannot be.
+//! Claiming and waking are two steps (`OneShot::claim`, then `OneShot::notify`): a partner
+//! claims under a channel lock and wakes the waiter only once the hand-over is complete (for
+//! the rendezvous flavor, after writing the packet and setting its `ready` flag), so one unpark
+//! serves both waits of the waiter. A `Waiting` is recycled through a per-thread spare and
+//! re-armed in place (`OneShot::rearm`), keeping the waiter's handle when the next operation
+//! on the thread is by the same coroutine.
 //!
 //! Invariants:
 //! - a waiter is unparked only after the state it must observe is published;
@@ -33,19 +33,17 @@
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_utils::Backoff;
 
-use crate::park::{self, Unparker};
+use crate::park::{self, OneShot};
 
-/// `select` encoding of [`Selected::Pending`]: nobody has decided the operation yet.
-const PENDING: usize = 0;
-/// `select` encoding of [`Selected::Aborted`].
+/// `shot` value of [`Selected::Aborted`].
 const ABORTED: usize = 1;
-/// `select` encoding of [`Selected::Disconnected`].
+/// `shot` value of [`Selected::Disconnected`].
 const DISCONNECTED: usize = 2;
 
 /// Identifies one case of one blocked operation.
@@ -75,21 +73,21 @@ pub(crate) enum Selected {
     Operation(Operation),
 }
 
-impl From<usize> for Selected {
-    fn from(v: usize) -> Selected {
+impl Selected {
+    /// The outcome a `shot` value stands for (`None`: not decided yet).
+    fn from_shot(v: Option<usize>) -> Selected {
         match v {
-            PENDING => Selected::Pending,
-            ABORTED => Selected::Aborted,
-            DISCONNECTED => Selected::Disconnected,
-            oper => Selected::Operation(Operation(oper)),
+            None => Selected::Pending,
+            Some(ABORTED) => Selected::Aborted,
+            Some(DISCONNECTED) => Selected::Disconnected,
+            Some(oper) => Selected::Operation(Operation(oper)),
         }
     }
-}
 
-impl From<Selected> for usize {
-    fn from(s: Selected) -> usize {
-        match s {
-            Selected::Pending => PENDING,
+    /// The `shot` value of a decided outcome.
+    fn shot_value(self) -> usize {
+        match self {
+            Selected::Pending => unreachable!("goro: Pending is not a value to set"),
             Selected::Aborted => ABORTED,
             Selected::Disconnected => DISCONNECTED,
             Selected::Operation(Operation(v)) => v,
@@ -98,41 +96,38 @@ impl From<Selected> for usize {
 }
 
 /// Bytes of room in each [`Waiting`] for a plain blocking operation's packet.
-const SLOT_BYTES: usize = 64;
+const SLOT_BYTES: usize = 80;
 
 /// Raw, 16-aligned storage for one packet (see [`Waiting::slot`]).
 #[repr(C, align(16))]
 struct Slot([MaybeUninit<u8>; SLOT_BYTES]);
 
 struct Inner {
-    select: AtomicUsize,
+    /// Who won, and the waiter's handle. Kept while the context sits in the per-thread cache:
+    /// the next operation on this thread is often by the same coroutine, which then re-arms it
+    /// without touching its reference count (`OneShot::rearm`). Re-armed only while the
+    /// context is unique (taken from the spare slot, see [`Waiting::new`]).
+    shot: OneShot,
     packet: AtomicPtr<()>,
     /// A plain blocking rendezvous send or receive keeps its packet here (when it fits), not
     /// on its stack, so that a partner writes only heap memory and the waiter's stack may be
     /// compacted while it waits (`stack::compact`). Used by at most one operation at a time:
     /// the owner of the context, from `Waiting::new` to `release`.
     slot: UnsafeCell<Slot>,
-    /// Who waits. Kept while the context sits in the per-thread cache: the next operation on
-    /// this thread is often by the same coroutine, which then reuses it without touching its
-    /// reference count (`park::refresh_current`). Written only while the context is unique
-    /// (fresh, or taken from the spare slot, see [`Waiting::new`]); read by anyone holding a
-    /// clone.
-    unparker: UnsafeCell<Option<Unparker>>,
 }
 
-// SAFETY: `unparker` is written only through a unique `Arc` (see its docs), so every other
-// access is a read that happens after that write; `slot` is raw storage that this type never
-// reads or writes itself (the rendezvous flavor's packet protocol orders every access to what
-// it places there, see `zero.rs`); the other fields are atomics. `Unparker` is itself
-// `Send + Sync`.
+// SAFETY: `slot` is raw storage that this type never reads or writes itself (the rendezvous
+// flavor's packet protocol orders every access to what it places there, see `zero.rs`);
+// `shot` is `Sync` and `packet` atomic.
 unsafe impl Sync for Inner {}
-// SAFETY: as above; all fields are `Send`.
+// SAFETY: `slot` holds whatever the rendezvous flavor placed there, which is `Send` (it is a
+// packet of a `T: Send` message), or nothing; the other fields are `Send`.
 unsafe impl Send for Inner {}
 
-/// The manual impls above rely on the handle being thread-safe itself.
+/// The manual impls above rely on the state word being thread-safe itself.
 const _: () = {
     const fn thread_safe<T: Send + Sync>() {}
-    thread_safe::<Unparker>();
+    thread_safe::<OneShot>();
 };
 
 thread_local! {
@@ -166,18 +161,17 @@ impl Waiting {
             // The spare is unique: `release` parks it only when no other reference is left (and
             // no `Weak` is ever made), and nobody can clone it while it sits in this thread's
             // slot. So plain resets are race-free; no `Arc::get_mut` (a locked CAS) is needed.
-            inner.select.store(PENDING, Ordering::Relaxed);
+            // SAFETY: unique (above), and `shot` is only ever used through `with_waiter`,
+            // `claim`, `notify` and `rearm` (this file).
+            unsafe { inner.shot.rearm() };
             inner.packet.store(ptr::null_mut(), Ordering::Relaxed);
-            // SAFETY: unique (above): no other thread can read `unparker` now.
-            park::refresh_current(unsafe { &mut *inner.unparker.get() });
             return Waiting { inner };
         }
         Waiting {
             inner: Arc::new(Inner {
-                select: AtomicUsize::new(PENDING),
+                shot: OneShot::with_waiter(park::current()),
                 packet: AtomicPtr::new(ptr::null_mut()),
                 slot: UnsafeCell::new(Slot([MaybeUninit::uninit(); SLOT_BYTES])),
-                unparker: UnsafeCell::new(Some(park::current())),
             }),
         }
     }
@@ -203,18 +197,26 @@ impl Waiting {
         fits.then(|| self.inner.slot.get().cast::<P>())
     }
 
-    /// Claim this context: `Pending -> select`. `Err` carries the state someone else set.
+    /// Claim this context: `Pending -> select` (the waiter is not woken: the claimer calls
+    /// [`unpark`](Self::unpark) once the hand-over is done). `Err` carries the state someone
+    /// else set.
     pub(crate) fn try_select(&self, select: Selected) -> Result<(), Selected> {
         self.inner
-            .select
-            .compare_exchange(PENDING, select.into(), Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-            .map_err(Selected::from)
+            .shot
+            .claim(select.shot_value())
+            .map_err(|v| Selected::from_shot(Some(v)))
+    }
+
+    /// Claim this context for case `oper` (as [`try_select`](Self::try_select)); whether we
+    /// won.
+    #[inline(always)]
+    pub(crate) fn try_claim(&self, oper: Operation) -> bool {
+        self.inner.shot.claim(oper.0).is_ok()
     }
 
     /// The current state.
     pub(crate) fn selected(&self) -> Selected {
-        Selected::from(self.inner.select.load(Ordering::Acquire))
+        Selected::from_shot(self.inner.shot.get())
     }
 
     /// Publish the packet of the operation that claimed this context (winner only).
@@ -239,10 +241,10 @@ impl Waiting {
 
     /// Wake the waiter.
     pub(crate) fn unpark(&self) {
-        // SAFETY: a shared read; writes happen only while the context is unique (see `Inner`).
-        if let Some(u) = unsafe { &*self.inner.unparker.get() } {
-            u.unpark();
-        }
+        // SAFETY: `shot` was made by `with_waiter` and is re-armed only while the context is
+        // unique (`new`), which it is not while we hold this clone; `set`/`try_set` are never
+        // used on it.
+        unsafe { self.inner.shot.notify() };
     }
 
     /// Whether both are the same context.
@@ -256,40 +258,24 @@ impl Waiting {
         deadline: Option<Instant>,
         reason: park::WaitReason,
     ) -> Selected {
-        // A plain thread spins a little first: a partner is often about to arrive, and a
-        // futex round trip costs microseconds. A coroutine parks at once (parking is a switch,
-        // and spinning would only keep its partner on the same worker from running).
-        if !park::in_coroutine() {
-            let backoff = Backoff::new();
-            while !backoff.is_completed() {
-                let s = self.selected();
-                if s != Selected::Pending {
-                    return s;
-                }
-                backoff.snooze();
-            }
+        let shot = &self.inner.shot;
+        if let Some(v) = shot.spin_on_thread() {
+            return Selected::from_shot(Some(v));
         }
-        loop {
-            let s = self.selected();
-            if s != Selected::Pending {
-                return s;
-            }
-            match deadline {
-                // Idle parks (the waiter's stack may be compacted): every operation that
-                // waits here has published only heap memory to its partners — the context
-                // itself, case ids that are compared and never dereferenced, select packets in
-                // boxes, a plain rendezvous packet in the context's slot or a box.
-                None => park::park_idle(None, reason),
-                Some(d) => {
-                    if Instant::now() >= d {
-                        return match self.try_select(Selected::Aborted) {
-                            Ok(()) => Selected::Aborted,
-                            Err(s) => s,
-                        };
-                    }
-                    park::park_idle(Some(d), reason);
-                }
-            }
+        // The shot lives in the context's heap allocation, so its waits are idle parks (the
+        // waiter's stack may be compacted): every operation that waits here has published only
+        // heap memory to its partners — the context itself, case ids that are compared and
+        // never dereferenced, select packets in boxes, a plain rendezvous packet in the
+        // context's slot or a box.
+        match deadline {
+            None => Selected::from_shot(Some(shot.wait(reason))),
+            Some(d) => match shot.wait_until(d, reason) {
+                Some(v) => Selected::from_shot(Some(v)),
+                None => match self.try_select(Selected::Aborted) {
+                    Ok(()) => Selected::Aborted,
+                    Err(s) => s,
+                },
+            },
         }
     }
 }
@@ -307,26 +293,5 @@ pub(crate) fn sleep_until(deadline: Option<Instant>, reason: park::WaitReason) {
                 park::park_idle(Some(d), reason);
             }
         }
-    }
-}
-
-/// Park until `flag` is set; the one who sets it unparks us afterwards. (Not a `OneShot`: the
-/// setter of a packet's flag must not touch the packet after its store, which may free it;
-/// see `zero.rs`.)
-pub(crate) fn wait_flag(flag: &AtomicBool, reason: park::WaitReason) {
-    if flag.load(Ordering::Acquire) {
-        return;
-    }
-    if !park::in_coroutine() {
-        let backoff = Backoff::new();
-        while !backoff.is_completed() {
-            if flag.load(Ordering::Acquire) {
-                return;
-            }
-            backoff.snooze();
-        }
-    }
-    while !flag.load(Ordering::Acquire) {
-        park::park(reason);
     }
 }

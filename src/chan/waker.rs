@@ -86,9 +86,15 @@ impl Waker {
     /// Claim the oldest waiter that is not `exclude`; its packet is published to it, but it is
     /// *not* unparked: the caller does that once the waiter may proceed.
     pub(crate) fn try_select(&mut self, exclude: Option<&Waiting>) -> Option<WaitEntry> {
-        let i = self.selectors.iter().position(|e| {
-            not_excluded(exclude, &e.cx) && e.cx.try_select(Selected::Operation(e.oper)).is_ok()
-        })?;
+        // An index loop: the list is usually one entry long, and this is the hand-over path.
+        let mut i = 0;
+        loop {
+            let e = self.selectors.get(i)?;
+            if not_excluded(exclude, &e.cx) && e.cx.try_claim(e.oper) {
+                break;
+            }
+            i += 1;
+        }
         let entry = self.take(i)?;
         entry.cx.store_packet(entry.packet);
         Some(entry)
@@ -124,7 +130,7 @@ impl Waker {
     #[cold]
     fn notify_observers(&mut self) {
         for e in self.observers.drain(..) {
-            if e.cx.try_select(Selected::Operation(e.oper)).is_ok() {
+            if e.cx.try_claim(e.oper) {
                 e.cx.unpark();
             }
         }

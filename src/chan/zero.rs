@@ -20,13 +20,14 @@
 //!   then); a claimed select send case writes its message, sets `ready`, unparks the waiter
 //!   stored in the packet.
 //!
-//! `ready` is a plain flag plus an unpark, not a `park::OneShot`: whoever sets `ready` hands
-//! the packet back, and its owner may drop it (a plain packet) or free it (a select case's
-//! box) the moment it sees the flag, so the setter must not touch the packet after its store. The
-//! setter therefore takes the handle it will unpark *before* the store (the claimed waiter's
-//! `Waiting`, an `Arc` it holds, or the unparker stored in a heap packet), and a plain Release
-//! store suffices; a `OneShot`'s setter reads the waiter slot after its read-modify-write,
-//! which here would be a use after free (and an extra locked instruction per hand-over).
+//! `ready` is a `park::OneShot` that nobody arms, set with `OneShot::publish` (a plain Release
+//! store) and waited on with `OneShot::wait_published`: whoever sets `ready` hands the packet
+//! back, and its owner may drop it (a plain packet) or free it (a select case's box) the moment
+//! it sees the flag, so the setter must not touch the packet after its store. The setter
+//! therefore takes the handle it will unpark *before* the store (the claimed waiter's
+//! `Waiting`, an `Arc` it holds, or the unparker stored in a heap packet); `set`, which reads
+//! the waiter slot after its read-modify-write, would here be a use after free (and an extra
+//! locked instruction per hand-over).
 //!
 //! Invariants: a packet is touched by at most two parties, its owner and the claimer that won
 //! the CAS; `ready` is set last by whoever completes the hand-over, and a plain packet's
@@ -34,34 +35,36 @@
 //! side after reading, or by `unregister` when nobody claimed it.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::err::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use super::side::Side;
-use super::waiting::{wait_flag, Operation, Selected, Waiting};
+use super::waiting::{Operation, Selected, Waiting};
 use super::waker::{WaitEntry, Waker};
-use crate::park::{self, Unparker};
+use crate::park::{self, OneShot, Unparker};
+
+/// The value `ready` is published with.
+const READY: usize = 1;
 use crate::util;
 
 pub(crate) struct Packet<T> {
     /// The packet of a plain blocking `send`/`recv`, placed and dropped by that operation
     /// ([`PlainPacket`]); false: a select case's box, freed by whoever completes it last.
     plain: bool,
-    ready: AtomicBool,
+    /// Set (published) by whoever completes the hand-over; see the module docs. For boxed
+    /// packets of select send cases, its waiter slot holds the receiver that claimed it, to
+    /// wake once the message is written (`OneShot::put_waiter`).
+    ready: OneShot,
     msg: UnsafeCell<Option<T>>,
-    /// Boxed packets of select send cases: the receiver that claimed it, to wake once written.
-    waiter: UnsafeCell<Option<Unparker>>,
 }
 
 impl<T> Packet<T> {
     fn new(plain: bool, msg: Option<T>) -> Packet<T> {
         Packet {
             plain,
-            ready: AtomicBool::new(false),
+            ready: OneShot::new(),
             msg: UnsafeCell::new(msg),
-            waiter: UnsafeCell::new(None),
         }
     }
 
@@ -188,14 +191,16 @@ impl<T> Channel<T> {
                 return false;
             }
             let p = e.packet as *mut Packet<T>;
-            // SAFETY: entries' packets are live while registered; `waiter` of a heap packet is
-            // only touched under this lock until the CAS below hands it to the sender.
+            // SAFETY: entries' packets are live while registered; the waiter slot of a heap
+            // packet's `ready` is only touched under this lock until the CAS below hands the
+            // packet to its sender, and nobody arms `ready`.
             unsafe {
                 if !(*p).plain {
-                    *(*p).waiter.get() = Some(me.get_or_insert_with(park::current).clone());
+                    let me = me.get_or_insert_with(park::current).clone();
+                    (*p).ready.put_waiter(me);
                 }
             }
-            e.cx.try_select(Selected::Operation(e.oper)).is_ok()
+            e.cx.try_claim(e.oper)
         })?;
         let e = inner.senders.take_claimed(i)?;
         e.cx.store_packet(e.packet);
@@ -223,13 +228,15 @@ impl<T> Channel<T> {
                 if packet.plain {
                     // SAFETY: the sender is parked until `ready`; its message is in place.
                     let msg = unsafe { (*packet.msg.get()).take() };
-                    packet.ready.store(true, Ordering::Release);
+                    // SAFETY: nobody arms `ready`, and we are its one setter (we won the CAS);
+                    // we touch the packet no more.
+                    unsafe { packet.ready.publish(READY) };
                     sender.unpark();
                     Ok(msg.expect("goro: rendezvous packet without a message"))
                 } else {
                     // A select send case: wake it so that it evaluates and writes its message.
                     sender.unpark();
-                    wait_flag(&packet.ready, "chan receive");
+                    packet.ready.wait_published("chan receive");
                     // SAFETY: `ready` is set: the message is written and the sender is done
                     // with the packet, which is now ours to free.
                     let msg = unsafe { (*packet.msg.get()).take() };
@@ -242,7 +249,7 @@ impl<T> Channel<T> {
                 // We were claimed by a sender, which writes our packet and sets `ready`.
                 // SAFETY: our own packet, live until we return or free it.
                 let packet = unsafe { &*p };
-                wait_flag(&packet.ready, "chan receive");
+                packet.ready.wait_published("chan receive");
                 // SAFETY: `ready`: the sender wrote the message and no longer touches it.
                 let msg = unsafe { (*packet.msg.get()).take() };
                 if !packet.plain {
@@ -268,19 +275,25 @@ impl<T> Channel<T> {
                 // SAFETY: we won the CAS on the receiver; it waits for `ready`.
                 unsafe {
                     *(*p).msg.get() = Some(msg);
-                    (*p).ready.store(true, Ordering::Release);
+                    // Nobody arms `ready`; we are its one setter; the packet is not touched
+                    // after this store.
+                    (*p).ready.publish(READY);
                 }
                 receiver.unpark();
             }
             None => {
                 // We are a select send case a receiver claimed; it stored its unparker here
                 // before the CAS and waits for `ready`, then frees the packet.
-                // SAFETY: the packet is live until we set `ready`.
-                let waiter = unsafe { (*(*p).waiter.get()).take() };
+                // SAFETY: the packet is live until we set `ready`; we are its one publisher, and
+                // the receiver put its handle there under the channel lock before its claim,
+                // which our wake-up is ordered after.
+                let waiter = unsafe { (*p).ready.take_waiter() };
                 // SAFETY: as above.
                 unsafe {
                     *(*p).msg.get() = Some(msg);
-                    (*p).ready.store(true, Ordering::Release);
+                    // Nobody arms `ready`; we are its one setter; the packet is not touched
+                    // after this store (the waiter was taken above).
+                    (*p).ready.publish(READY);
                 }
                 if let Some(w) = waiter {
                     w.unpark();
@@ -359,7 +372,7 @@ impl<T> Channel<T> {
             }
             Selected::Operation(_) => {
                 // A receiver claimed us and is taking the message: wait until it is done.
-                wait_flag(&packet.get().ready, "chan send");
+                packet.get().ready.wait_published("chan send");
                 Ok(())
             }
             Selected::Pending => unreachable!(),
@@ -428,7 +441,7 @@ impl<T> Channel<T> {
                 Err(RecvTimeoutError::Disconnected)
             }
             Selected::Operation(_) => {
-                wait_flag(&packet.get().ready, "chan receive");
+                packet.get().ready.wait_published("chan receive");
                 // SAFETY: `ready`: the sender wrote the message and is done with the packet.
                 let msg = unsafe { (*packet.get().msg.get()).take() };
                 Ok(msg.expect("goro: rendezvous packet without a message"))
@@ -590,5 +603,22 @@ impl<T> Side for Sending<'_, T> {
 
     fn unwatch(&self, oper: Operation) {
         self.0.lock().senders.unwatch(oper);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages up to four words travel in the context's slot, not in a box of their own (the
+    /// slot is sized for it; a larger packet would cost the rendezvous path an allocation).
+    #[test]
+    fn small_messages_fit_the_context_slot() {
+        let cx = Waiting::new();
+        assert!(cx.slot::<Packet<u64>>().is_some());
+        assert!(cx.slot::<Packet<String>>().is_some());
+        assert!(cx.slot::<Packet<[u64; 4]>>().is_some());
+        assert!(cx.slot::<Packet<[u64; 8]>>().is_none());
+        cx.release();
     }
 }

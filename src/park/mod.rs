@@ -158,15 +158,16 @@ fn park_for(deadline: Option<Instant>, reason: WaitReason) {
 /// As [`park_idle`] for a wait in which other threads touch only the object at `shared` (a
 /// `OneShot`, say): idle unless that object lives on the caller's own stack, so whether the
 /// wait is eligible for compaction follows from where the object is, not from the caller.
+#[inline]
 pub(crate) fn park_idle_unless_on_stack(
     shared: *const (),
     deadline: Option<Instant>,
     reason: WaitReason,
 ) {
-    if sched::on_current_stack(shared as usize) {
-        park_for(deadline, reason);
+    if sched::in_coroutine() {
+        sched::park_current_idle_unless_on_stack(shared as usize, reason, deadline);
     } else {
-        park_idle(deadline, reason);
+        park_for(deadline, reason);
     }
 }
 

@@ -375,28 +375,53 @@ pub(crate) fn set_unwinds(n: u32) {
 
 /// Park the running coroutine until unparked (or until `deadline`). See `park/mod.rs`.
 pub(crate) fn park_current(reason: WaitReason, deadline: Option<Instant>) {
-    park_with(reason, deadline, false);
+    park_with(reason, deadline, Eligible::No);
 }
 
 /// As [`park_current`], for a wait whose stack may be compacted while it lasts (eligible by
 /// `stack::compact`'s rule: nothing outside the coroutine reads or writes its stack until
 /// it is woken). See `compaction.rs` for when that happens.
 pub(crate) fn park_current_idle(reason: WaitReason, deadline: Option<Instant>) {
-    park_with(reason, deadline, true);
+    park_with(reason, deadline, Eligible::Yes);
 }
 
-/// Whether `addr` lies in the running coroutine's stack (false on a plain thread).
-pub(crate) fn on_current_stack(addr: usize) -> bool {
-    with_running(|_, co| {
-        // SAFETY: the running coroutine's own `CoInner`, read on its owner's thread while it
-        // runs (nobody else touches it then: see `compaction.rs`).
-        let stack = unsafe { (*co.inner_ptr()).stack.as_ref() };
-        stack.is_some_and(|s| (s.bottom()..s.top()).contains(&addr))
-    })
-    .unwrap_or(false)
+/// As [`park_current_idle`], unless `shared` (the one object the waker touches) lies in the
+/// running coroutine's own stack: then as [`park_current`].
+pub(crate) fn park_current_idle_unless_on_stack(
+    shared: usize,
+    reason: WaitReason,
+    deadline: Option<Instant>,
+) {
+    park_with(reason, deadline, Eligible::UnlessOnStack(shared));
 }
 
-fn park_with(reason: WaitReason, deadline: Option<Instant>, idle: bool) {
+/// Whether a park leaves the coroutine's stack eligible for compaction.
+#[derive(Clone, Copy)]
+enum Eligible {
+    No,
+    Yes,
+    /// Yes, unless this address is in the coroutine's stack.
+    UnlessOnStack(usize),
+}
+
+impl Eligible {
+    /// Decided for the running coroutine `co`.
+    fn holds_for(self, co: &Co) -> bool {
+        match self {
+            Eligible::No => false,
+            Eligible::Yes => true,
+            Eligible::UnlessOnStack(addr) => {
+                // SAFETY: the running coroutine's own `CoInner`, read on its owner's thread
+                // while it runs (nobody else touches it then: see `compaction.rs`).
+                let stack = unsafe { (*co.inner_ptr()).stack.as_ref() };
+                !stack.is_some_and(|s| (s.bottom()..s.top()).contains(&addr))
+            }
+        }
+    }
+}
+
+#[inline(never)]
+fn park_with(reason: WaitReason, deadline: Option<Instant>, eligible: Eligible) {
     let (l, cop) = switchable().expect("park_current outside a coroutine that may switch");
     // SAFETY: the running coroutine's control block is alive (registry) while it runs.
     let co = unsafe { &*cop };
@@ -419,7 +444,11 @@ fn park_with(reason: WaitReason, deadline: Option<Instant>, idle: bool) {
     } else {
         owner_add(&l.shared.parked_forever, 1);
     }
-    let after = if idle { compaction::after_ms() } else { None };
+    // The policy first: with compaction off, no stack bounds are read.
+    let after = match eligible {
+        Eligible::No => None,
+        _ => compaction::after_ms().filter(|_| eligible.holds_for(co)),
+    };
     let idle = after.is_some();
     if let Some(after) = after {
         // SAFETY: the running coroutine's own `CoInner`, on its owner's thread; written
