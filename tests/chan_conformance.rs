@@ -465,9 +465,12 @@ fn time_after_and_tick_are_crossbeams() {
 #[test]
 fn the_earlier_timer_wins() {
     // Both created before the select blocks: the earlier deadline is ready first, always.
+    // The later one is far enough away that no stall of a loaded machine makes both ready by
+    // the time the select looks (with 40 ms, one suite run in forty picked "late": both had
+    // expired, and then either may win).
     for make in [goro::time::after, chan::after] {
         for _ in 0..50 {
-            let late = make(Duration::from_millis(40));
+            let late = make(Duration::from_secs(10));
             let early = make(Duration::from_millis(1));
             let which = goro::select! {
                 recv(late) -> _ => "late",

@@ -6,9 +6,10 @@
 //!   descriptor to a free list and bumps its `seq`, so an epoll event or a reference that names
 //!   the old `(index, seq)` is recognised as stale;
 //! - each direction (read, write) has a [`Slot`]: an edge counter the poller bumps on every
-//!   readiness edge, and a list of waiters. A waiter snapshots the counter *before* its syscall,
-//!   publishes itself, re-checks the counter (SeqCst on both sides) and only then parks, so an
-//!   edge that lands between its `EAGAIN` and its park is never lost;
+//!   readiness edge (a deadline change, a `shutdown(Read)` and the fd's end bump it too), and
+//!   a list of waiters. A waiter snapshots the counter *before* its syscall (and its deadline
+//!   check), publishes itself, re-checks the counter (SeqCst on both sides) and only then
+//!   parks, so an edge or change that lands between its `EAGAIN` and its park is never lost;
 //! - waiter records live in the descriptor (heap), never on a parked coroutine's stack.
 
 use std::io;
@@ -113,14 +114,18 @@ impl Slot {
         }
     }
 
-    /// A readiness edge: bump the counter and wake every waiter. Returns how many were woken.
+    /// An edge: readiness, or a change a waiter must see (a deadline, a shutdown, the fd's
+    /// end). Bump the counter and wake every waiter; returns how many were woken.
+    ///
+    /// The bump is what makes the change safe to race with a waiter: the waiter read the
+    /// deadline (or state) before its syscall and the counter's value with it, so either its
+    /// re-check in [`publish`](Self::publish) sees the new count (it then retries and reads
+    /// the change: the counter's SeqCst read-modify-write comes after the change's store and
+    /// releases it) or its publication comes first in the SeqCst order and this call sees it
+    /// in `waiting` and wakes it. Waking alone, without the bump, lost a reader that had read
+    /// the old deadline and published after this call looked at `waiting`.
     pub(crate) fn ready(&self) -> usize {
         self.edges.fetch_add(1, Ordering::SeqCst);
-        self.wake_all()
-    }
-
-    /// Wake every waiter so it re-checks its deadline and state (no edge recorded).
-    pub(crate) fn wake_all(&self) -> usize {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             return 0;
         }
@@ -227,14 +232,15 @@ impl Desc {
         decode_instant(v)
     }
 
-    /// Set the absolute deadline of `d` and wake its waiters so they re-check it.
+    /// Set the absolute deadline of `d` and wake its waiters so they re-check it (an edge,
+    /// see [`Slot::ready`]: a waiter between its deadline check and its park retries).
     pub(crate) fn set_deadline(&self, d: Dir, t: Option<Instant>) {
         let v = encode_instant(t);
         match d {
             Dir::Read => self.read_deadline.store(v, Ordering::Release),
             Dir::Write => self.write_deadline.store(v, Ordering::Release),
         }
-        self.slot(d).wake_all();
+        self.slot(d).ready();
     }
 
     /// The per-operation timeout of `d`.
