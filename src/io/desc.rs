@@ -7,8 +7,8 @@
 //!   the old `(index, seq)` is recognised as stale;
 //! - each direction (read, write) has a [`Slot`]: an edge counter the poller bumps on every
 //!   readiness edge (a deadline change, a `shutdown(Read)` and the fd's end bump it too), and
-//!   a list of waiters. A waiter snapshots the counter *before* its syscall (and its deadline
-//!   check), publishes itself, re-checks the counter (SeqCst on both sides) and only then
+//!   a list of waiters. A waiter snapshots the counter *before* its deadline check and its
+//!   syscall, publishes itself, re-checks the counter (SeqCst on both sides) and only then
 //!   parks, so an edge or change that lands between its `EAGAIN` and its park is never lost;
 //! - waiter records live in the descriptor (heap), never on a parked coroutine's stack.
 
@@ -117,13 +117,14 @@ impl Slot {
     /// An edge: readiness, or a change a waiter must see (a deadline, a shutdown, the fd's
     /// end). Bump the counter and wake every waiter; returns how many were woken.
     ///
-    /// The bump is what makes the change safe to race with a waiter: the waiter read the
-    /// deadline (or state) before its syscall and the counter's value with it, so either its
-    /// re-check in [`publish`](Self::publish) sees the new count (it then retries and reads
-    /// the change: the counter's SeqCst read-modify-write comes after the change's store and
-    /// releases it) or its publication comes first in the SeqCst order and this call sees it
-    /// in `waiting` and wakes it. Waking alone, without the bump, lost a reader that had read
-    /// the old deadline and published after this call looked at `waiting`.
+    /// The bump is what makes the change safe to race with a waiter, which reads the counter
+    /// *first* and the deadline (or state) after it, before its syscall (`wait::op`): if its
+    /// read already saw this bump, its Acquire makes the change (stored before the bump)
+    /// visible and it acts on it; if not, either its re-check in [`publish`](Self::publish)
+    /// sees the new count (it retries and then sees the change) or its publication comes
+    /// first in the SeqCst order and this call finds it in `waiting` and wakes it. Waking
+    /// alone, without the bump, lost a reader that had read the old deadline and published
+    /// after this call looked at `waiting`.
     pub(crate) fn ready(&self) -> usize {
         self.edges.fetch_add(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) == 0 {

@@ -45,6 +45,13 @@ pub(crate) fn op<R>(
     park::coop_spend();
     let slot = desc.slot(dir);
     loop {
+        // The counter first, then the deadline: a deadline change stores the deadline and then
+        // bumps the counter (`Slot::ready`), so either `seen` already includes that bump (and
+        // its Acquire makes the new deadline visible to the read below), or the bump comes
+        // after and `publish`'s re-check or the setter's wake-up catches it. Reading the
+        // deadline first lost the reader that read the old deadline, then a `seen` that
+        // already counted the change.
+        let seen = slot.edges();
         let abs = desc.deadline(dir);
         let deadline = earliest(op_deadline, abs);
         if let Some(a) = abs {
@@ -52,7 +59,6 @@ pub(crate) fn op<R>(
                 return Err(timed_out());
             }
         }
-        let seen = slot.edges();
         match f() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
