@@ -22,14 +22,9 @@
 //!   another worker to wake up (a spawner polling for its child with `gosched` relies on it).
 //! * **When a spawn weighs.** The 4th spawn of a run slice (a coroutine between two switches:
 //!   the start of a burst, [`BURST_WEIGH`]) and the 12th, 28th, 60th, ... (gaps doubling), and
-//!   every [`WEIGH_EVERY`]th spawn of a worker (a spawning loop that never parks) — while some
-//!   worker is hungry. When every worker is busy, spawns do not weigh: handing a fork/join
-//!   tree's subtrees back and forth between two busy workers made peers `skynet` 1.6-1.9x
-//!   slower (futex wake-ups 10,000 -> 40,000 per run), and an idle worker is fed by the
-//!   other rules (the start-time sharing below, stealing). Accept loops still weigh every 32
-//!   accepts (below), busy or not. The new coroutine itself always goes to the spawner's
-//!   `runnext` as before; all other spawns pay two owner-only counters and, at a weighing
-//!   point, one Relaxed load, no scan.
+//!   every [`WEIGH_EVERY`]th spawn of a worker (a spawning loop that never parks). The new
+//!   coroutine itself always goes to the spawner's `runnext` as before; all other spawns pay
+//!   two owner-only counters, no scan.
 //! * **Before a start.** A worker about to start fresh work of its own (not a gift) while some
 //!   worker is hungry (`Runtime::hungry > 0`: one Relaxed load) weighs and shares its queued
 //!   backlog first, so fresh work reaches an idle worker *before* it starts here for good. A weighing that found

@@ -176,8 +176,8 @@ impl WorkerLocal {
     }
 
     /// Before a spawn is queued here (the rule: `placement.rs`): weigh on the 4th, 12th, 28th,
-    /// ... spawn of a run slice and on 1 in 32 while some worker is hungry, and share our
-    /// backlog with a lighter worker. The fast path is two owner-only cells.
+    /// ... spawn of a run slice and on 1 in 32, and share our backlog with a lighter worker.
+    /// The fast path is two owner-only cells.
     pub(crate) fn before_spawn(&self, r: &Runtime) {
         let n = self.spawns.get().wrapping_add(1);
         self.spawns.set(n);
@@ -185,7 +185,7 @@ impl WorkerLocal {
         self.slice_spawns.set(slice);
         // The 4th, 12th, 28th, 60th, ... spawn of the slice (gaps doubling), and 1 in 32.
         let burst = slice >= BURST_WEIGH && (slice + BURST_WEIGH).is_power_of_two();
-        if (n % WEIGH_EVERY == 1 || burst) && r.hungry.load(Ordering::Relaxed) > 0 {
+        if n % WEIGH_EVERY == 1 || burst {
             self.share(r, n);
         }
     }
